@@ -1,0 +1,214 @@
+"""What every provider offers, and the translation of foreign errors into ours."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import httpx
+import orjson
+
+from ..config import ProviderSettings
+from ..errors import (
+    NotFound,
+    UpstreamError,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamStatusError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from ..wire import Chunk, Completion
+
+
+class Provider(ABC):
+    """One configured upstream. `stream()` ends normally only when the upstream finished."""
+
+    def __init__(self, settings: ProviderSettings):
+        self.settings = settings
+        self.name = settings.name
+
+    @abstractmethod
+    async def complete(self, body: dict[str, Any], model: str) -> Completion:
+        """A non-streamed chat completion, in the OpenAI shape."""
+
+    @abstractmethod
+    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+        """Chat completion chunks in the OpenAI shape; raises if the stream breaks off."""
+
+    async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model",
+                       code="model_not_found")
+
+    async def aclose(self) -> None:
+        """Release what the provider holds (processes, connections of its own)."""
+
+
+# -- the boundary: foreign errors become ours ---------------------------------------------
+
+@contextlib.contextmanager
+def translate_http_errors(provider: str) -> Iterator[None]:
+    """Map httpx's exceptions to the gateway's tree, as httpx itself maps httpcore's."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        kind = type(exc).__name__
+        if isinstance(exc, httpx.ConnectTimeout):
+            raise UpstreamTimeout(f"upstream '{provider}': connection timed out") from exc
+        raise UpstreamTimeout(f"upstream '{provider}': timed out ({kind})") from exc
+    except httpx.ConnectError as exc:
+        raise UpstreamUnreachable(f"upstream '{provider}' is unreachable: {_reason(exc)}") from exc
+    except (httpx.ReadError, httpx.WriteError) as exc:  # a reset or a broken pipe
+        raise UpstreamProtocolError(
+            f"upstream '{provider}': the connection was lost ({_reason(exc)})"
+        ) from exc
+    except httpx.RemoteProtocolError as exc:
+        raise UpstreamProtocolError(
+            f"upstream '{provider}' closed the connection unexpectedly: {_reason(exc)}"
+        ) from exc
+    except httpx.DecodingError as exc:
+        raise UpstreamProtocolError(f"upstream '{provider}' sent an undecodable body") from exc
+    except (httpx.TooManyRedirects, httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise UpstreamUnreachable(f"upstream '{provider}': {_reason(exc)}") from exc
+    except httpx.HTTPError as exc:
+        raise UpstreamUnreachable(f"upstream '{provider}' failed: {_reason(exc)}") from exc
+    except OSError as exc:  # raised below httpx by some transports (e.g. a reset during TLS)
+        raise UpstreamUnreachable(f"upstream '{provider}' failed: {exc.strerror or exc}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text or type(exc).__name__
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms`, or `retry-after` (seconds or an HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1
+        if ms >= 0:
+            return ms / 1000
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+        return seconds if seconds >= 0 else None
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    now = time.time() if now is None else now
+    return max(0.0, when.timestamp() - now)
+
+
+# Upstream status -> the status our client gets. 5xx becomes 502 (the gateway's upstream
+# failed, the gateway did not), timeouts become 504, client errors keep their status so
+# the SDK raises the same exception it would have raised against the upstream directly.
+_PASSED_THROUGH = {400, 401, 403, 404, 409, 413, 415, 422, 429}
+
+
+def client_status_for(upstream_status: int) -> int:
+    if upstream_status in _PASSED_THROUGH:
+        return upstream_status
+    if upstream_status in (408, 504, 524):
+        return 504
+    if 400 <= upstream_status < 500:
+        return 400
+    return 502
+
+
+_TYPE_FOR_STATUS = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "conflict_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+}
+
+
+def error_from_response(
+    provider: str, status: int, headers: Mapping[str, str], body: bytes
+) -> UpstreamError:
+    """Normalise an upstream's error answer (OpenAI JSON, other JSON, HTML, empty)."""
+    message, type_, param, code = _describe_error_body(body)
+    retry_after = parse_retry_after(headers)
+    prefix = f"upstream '{provider}' answered {status}"
+    text = f"{prefix}: {message}" if message else prefix
+    if status == 429:
+        return UpstreamRateLimited(text, retry_after=retry_after, code=code)
+    client_status = client_status_for(status)
+    err = UpstreamStatusError(
+        text,
+        status=client_status,
+        type=type_ if client_status < 500 and type_ else _TYPE_FOR_STATUS.get(client_status, "api_error"),
+        param=param,
+        code=code or ("upstream_error" if client_status >= 500 else None),
+        retry_after=retry_after,
+    )
+    # the retry decision follows the upstream's status, not the one we show
+    err.retryable = status in (408, 409, 429) or status >= 500
+    return err
+
+
+def _describe_error_body(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    """(message, type, param, code) from whatever the upstream sent."""
+    if not body or not body.strip():
+        return "", None, None, None
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return _text_excerpt(body), None, None, None
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, str):
+            return err[:1000], None, None, None
+        if isinstance(err, dict):
+            message = err.get("message") or err.get("detail") or err.get("msg") or ""
+            if not isinstance(message, str):
+                message = orjson.dumps(message).decode()[:1000]
+            type_ = err.get("type") if isinstance(err.get("type"), str) else None
+            param = err.get("param") if isinstance(err.get("param"), str) else None
+            code = err.get("code")
+            code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
+            return message[:1000], type_, param, code
+    return orjson.dumps(data).decode()[:300], None, None, None
+
+
+def _text_excerpt(body: bytes) -> str:
+    """A short, single-line excerpt of a non-JSON body (an HTML error page, say)."""
+    text = body[:2000].decode("utf-8", errors="replace")
+    if "<" in text and ">" in text:
+        title = re.search(r"<title[^>]*>(.*?)</title>", text, re.S | re.I)
+        if title and title.group(1).strip():
+            return " ".join(title.group(1).split())[:200]
+        text = re.sub(r"<[^>]+>", " ", text)
+    return " ".join(text.split())[:200]
+
+
+def decode_json_body(provider: str, body: bytes) -> Any:
+    """A successful answer's JSON, or a protocol error naming the provider."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise UpstreamProtocolError(
+            f"upstream '{provider}' answered with a body that is not JSON: {_text_excerpt(body)!r}"
+        ) from None

@@ -1,0 +1,135 @@
+"""Any server that speaks OpenAI's /v1 API: OpenAI, DeepSeek, Ollama, LM Studio, vLLM, ...
+
+The request body is passed through with only `model` (and the stream flags) replaced,
+so fields the gateway does not know reach the upstream untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+from httpx_sse import EventSource, SSEError
+
+from ..config import ProviderSettings
+from ..errors import UpstreamProtocolError, UpstreamStatusError
+from ..wire import Chunk, Completion
+from .base import Provider, decode_json_body, error_from_response, translate_http_errors
+
+
+class OpenAICompatProvider(Provider):
+    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient):
+        super().__init__(settings)
+        self.client = client
+        self.base_url = (settings.base_url or "").rstrip("/")
+        headers = {"content-type": "application/json"}
+        if settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers.update(dict(settings.headers))
+        self.headers = headers
+
+    # -- pure request shaping ------------------------------------------------------------
+    @staticmethod
+    def request_body(body: dict[str, Any], model: str, *, stream: bool) -> bytes:
+        out = dict(body)
+        out["model"] = model
+        if stream:
+            out["stream"] = True
+        else:
+            # OpenAI refuses stream_options on a non-streamed request
+            out.pop("stream", None)
+            out.pop("stream_options", None)
+        return orjson.dumps(out)
+
+    # -- I/O -----------------------------------------------------------------------------
+    async def _post_json(self, path: str, content: bytes) -> Any:
+        with translate_http_errors(self.name):
+            response = await self.client.post(self.base_url + path, content=content, headers=self.headers)
+        if response.status_code >= 300:
+            raise error_from_response(self.name, response.status_code, response.headers, response.content)
+        data = decode_json_body(self.name, response.content)
+        if not isinstance(data, dict):
+            raise UpstreamProtocolError(f"upstream '{self.name}' answered with JSON that is not an object")
+        return data
+
+    async def complete(self, body: dict[str, Any], model: str) -> Completion:
+        return await self._post_json("/chat/completions", self.request_body(body, model, stream=False))
+
+    async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        out = dict(body)
+        out["model"] = model
+        return await self._post_json("/embeddings", orjson.dumps(out))
+
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+        request = self.client.build_request(
+            "POST", self.base_url + "/chat/completions",
+            content=self.request_body(body, model, stream=True), headers=self.headers,
+        )
+        with translate_http_errors(self.name):
+            response = await self.client.send(request, stream=True)
+        try:
+            if response.status_code >= 300:
+                with translate_http_errors(self.name):
+                    content = await response.aread()
+                raise error_from_response(self.name, response.status_code, response.headers, content)
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("application/json"):
+                # some servers ignore `stream` and answer at once; replay it as chunks
+                with translate_http_errors(self.name):
+                    content = await response.aread()
+                for chunk in completion_as_chunks(decode_json_body(self.name, content)):
+                    yield chunk
+                return
+            with translate_http_errors(self.name):
+                try:
+                    async for sse in EventSource(response).aiter_sse():
+                        if sse.data == "[DONE]":
+                            return
+                        if not sse.data:
+                            continue
+                        yield self._decode_chunk(sse.event, sse.data)
+                except SSEError as exc:
+                    raise UpstreamProtocolError(f"upstream '{self.name}' did not answer with a stream: {exc}") from None
+            raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before [DONE]")
+        finally:
+            await response.aclose()
+
+    def _decode_chunk(self, event: str, data: str) -> Chunk:
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise UpstreamProtocolError(f"upstream '{self.name}' sent a malformed stream event") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamProtocolError(f"upstream '{self.name}' sent a stream event that is not an object")
+        error = chunk.get("error")
+        if error or event == "error":
+            detail = error if isinstance(error, dict) else {"message": str(error or data)}
+            raise UpstreamStatusError(
+                f"upstream '{self.name}' failed mid-stream: {detail.get('message') or 'unknown error'}",
+                status=502, code=str(detail.get("code") or "upstream_error"),
+            )
+        return chunk
+
+
+def completion_as_chunks(completion: Any) -> list[Chunk]:
+    """The chunks that an equivalent stream would have carried (one per choice, then usage)."""
+    if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
+        raise UpstreamProtocolError("upstream answered a stream request with an unexpected JSON body")
+    base = {k: completion.get(k) for k in ("id", "created", "model")}
+    base["object"] = "chat.completion.chunk"
+    chunks = []
+    for choice in completion["choices"]:
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message") or {}
+        delta = {k: v for k, v in message.items() if v is not None}
+        if isinstance(delta.get("tool_calls"), list):
+            delta["tool_calls"] = [dict(call, index=i) for i, call in enumerate(delta["tool_calls"])]
+        chunks.append(dict(base, choices=[{
+            "index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason"),
+        }]))
+    if completion.get("usage"):
+        chunks.append(dict(base, choices=[], usage=completion["usage"]))
+    return chunks

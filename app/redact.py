@@ -1,0 +1,38 @@
+"""Redaction of secrets from any text that leaves the process: logs, crash files, responses."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from .config import Config
+
+MASK = "[REDACTED]"
+
+# Credentials that look like credentials, whoever configured them.
+_GENERIC = re.compile(
+    r"(?:\bsk-[A-Za-z0-9_\-]{6,}"                       # OpenAI, DeepSeek, Anthropic (sk-ant-...)
+    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/\-]{6,}=*"   # authorization values
+    r"|\b(?:AIza)[A-Za-z0-9_\-]{20,}"                    # Google API keys
+    r"|\bx(?:ai|ox[bp])-[A-Za-z0-9\-]{8,}"               # xAI, Slack-style tokens
+    r"|\bgsk_[A-Za-z0-9]{8,})",                          # Groq
+    re.IGNORECASE,
+)
+
+
+class Redactor:
+    """Replaces configured secrets and secret-looking strings with a mask."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        literal = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
+        self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
+
+    def __call__(self, text: str) -> str:
+        if self._literal is not None:
+            text = self._literal.sub(MASK, text)
+        return _GENERIC.sub(MASK, text)
+
+
+def redactor_for(config: Config, token: str | None) -> Redactor:
+    """Masks the configured credentials and the gateway's own token."""
+    return Redactor(config.secrets() + ([token] if token else []))

@@ -1,0 +1,1 @@
+"""From a model id to the upstream that serves it: resolution, retry policy, execution."""

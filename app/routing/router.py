@@ -1,0 +1,187 @@
+"""Runs a plan: tries the targets of a model in order, with retries, until one answers.
+
+Retries and fallbacks happen only before the first byte reaches the client: a stream is
+handed over once its first chunk is in hand, and from then on any failure is final.
+Deadlines live here too, the same for every provider: the first chunk (or the whole
+non-streamed answer) within `first_byte`, then each chunk within `idle` of the last,
+everything within `total`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from loguru import logger
+
+from ..config import Timeouts
+from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from ..providers.base import Provider
+from ..wire import Chunk
+from .policy import Cooldowns, RetryPolicy
+from .table import RoutingTable, Target
+
+T = TypeVar("T")
+
+
+@dataclass
+class Served(Generic[T]):
+    target: Target
+    value: T
+    attempts: int
+
+
+class Deadline:
+    """The request's overall limit (`total`, 0 = none) combined with per-step limits."""
+
+    def __init__(self, total: float):
+        self.loop = asyncio.get_running_loop()
+        self.end = self.loop.time() + total if total > 0 else None
+
+    def within(self, seconds: float) -> float:
+        """The loop time `seconds` from now, or the overall end if that comes first."""
+        at = self.loop.time() + seconds
+        return at if self.end is None else min(at, self.end)
+
+
+class OpenStream:
+    """An upstream stream whose first chunk has arrived. Iterate it once; always `aclose()`."""
+
+    def __init__(self, target: Target, first: Chunk, rest: AsyncIterator[Chunk], idle: float,
+                 deadline: Deadline, attempts: int):
+        self.target = target
+        self.attempts = attempts
+        self._first: Chunk | None = first
+        self._rest = rest
+        self._idle = idle
+        self._deadline = deadline
+
+    def __aiter__(self) -> AsyncIterator[Chunk]:
+        return self._chunks()
+
+    async def _chunks(self) -> AsyncIterator[Chunk]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        while True:
+            try:
+                async with asyncio.timeout_at(self._deadline.within(self._idle)):
+                    chunk = await anext(self._rest)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                err = UpstreamTimeout(f"upstream '{self.target.provider}' went silent mid-stream "
+                                      f"(idle or total timeout)")
+                err.target = self.target.label
+                raise err from None
+            except UpstreamError as exc:
+                exc.target = self.target.label
+                raise
+            yield chunk
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._rest, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+class Router:
+    def __init__(
+        self,
+        table: RoutingTable,
+        providers: Mapping[str, Provider],
+        policy: RetryPolicy,
+        cooldowns: Cooldowns,
+        timeouts: Timeouts,
+        *,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ):
+        self.table = table
+        self.providers = providers
+        self.policy = policy
+        self.cooldowns = cooldowns
+        self.timeouts = timeouts
+        self._sleep = sleep
+
+    async def complete(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
+        deadline = Deadline(self.timeouts.total)
+
+        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
+            async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
+                return await provider.complete(body, target.model)
+
+        return await self._run(body, attempt)
+
+    async def embeddings(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
+        deadline = Deadline(self.timeouts.total)
+
+        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
+            async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
+                return await provider.embeddings(body, target.model)
+
+        return await self._run(body, attempt)
+
+    async def open_stream(self, body: dict[str, Any]) -> OpenStream:
+        deadline = Deadline(self.timeouts.total)
+
+        async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncIterator[Chunk]]:
+            chunks = provider.stream(body, target.model)
+            try:
+                async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
+                    first = await anext(chunks)
+            except StopAsyncIteration:
+                raise UpstreamTimeout(f"upstream '{target.provider}' finished without sending anything") from None
+            except BaseException:
+                await chunks.aclose()
+                raise
+            return first, chunks
+
+        served = await self._run(body, attempt)
+        first, rest = served.value
+        return OpenStream(served.target, first, rest, self.timeouts.idle, deadline, served.attempts)
+
+    async def _run(self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]]) -> Served[T]:
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidRequest("'model' must be a non-empty string", param="model")
+        targets = self.table.resolve(model)
+        # skip targets that are cooling down, unless that would leave nothing to try
+        ready = [t for t in targets if self.cooldowns.available(t.label)] or targets
+        last_error: UpstreamError | None = None
+        attempts = 0
+        for target in ready:
+            provider = self.providers[target.provider]
+            tries = 0
+            while True:
+                tries += 1
+                attempts += 1
+                try:
+                    value = await attempt(provider, target)
+                except TimeoutError:
+                    error: UpstreamError = UpstreamTimeout(
+                        f"upstream '{target.provider}' did not answer within {self.timeouts.first_byte:g} s"
+                    )
+                except UpstreamError as exc:
+                    error = exc
+                else:
+                    self.cooldowns.succeeded(target.label)
+                    return Served(target, value, attempts)
+                error.target = target.label
+                last_error = error
+                self.cooldowns.failed(target.label)
+                delay = self.policy.delay(tries, error)
+                logger.bind(target=target.label).info(
+                    "upstream attempt {} failed: {}{}", attempts, error.message,
+                    f"; retrying in {delay:.2f} s" if delay is not None else "",
+                )
+                if delay is None:
+                    break
+                await self._sleep(delay)
+        assert last_error is not None
+        raise last_error
+
+    async def aclose(self) -> None:
+        for provider in self.providers.values():
+            await provider.aclose()

@@ -1,0 +1,1 @@
+"""The process around the gateway: stdio, logs, crash records, lifecycle, composition."""

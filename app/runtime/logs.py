@@ -1,0 +1,124 @@
+"""Logging: loguru sinks for stderr and a rotating `gateway.log`, every line redacted.
+
+The sinks are plain callables so that the whole formatted record, traceback included,
+passes through redaction. `diagnose` is off everywhere: it would print local variables
+(API keys among them) into tracebacks. Stdlib logging (Sanic's loggers) is routed here,
+so nothing ever reaches stdout, which belongs to the control channel.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from pathlib import Path
+
+from loguru import logger
+
+from ..redact import Redactor
+
+LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
+MAX_BYTES = 10 * 1024 * 1024
+BACKUPS = 5
+
+
+class RotatingFile:
+    """A UTF-8 append-only file that rolls over to `.1` ... `.N` past a size."""
+
+    def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS):
+        self.path = path
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self._lock = threading.Lock()
+        self._file = open(path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._size = self._file.tell()
+
+    def write(self, text: str) -> None:
+        with self._lock:
+            if self._size + len(text) > self.max_bytes and self._size > 0:
+                self._rotate()
+            self._file.write(text)
+            self._file.flush()
+            self._size += len(text.encode("utf-8", errors="replace"))
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        self._size = 0
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+class _Redacting:
+    """A loguru sink: redact the formatted line, then hand it on."""
+
+    def __init__(self, redactor: Redactor, write):
+        self.redactor = redactor
+        self._write = write
+
+    def __call__(self, message) -> None:
+        try:
+            self._write(self.redactor(str(message)))
+        except Exception:
+            pass  # a log line must never take the gateway down (a closed stderr, a full disk)
+
+
+class _Intercept(logging.Handler):
+    """Routes stdlib logging records into loguru."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.opt(depth=6, exception=record.exc_info).log(level, record.getMessage())
+
+
+class Logs:
+    """The configured sinks; `update_secrets` follows config reloads."""
+
+    def __init__(self, log_dir: Path | None, level: str, redactor: Redactor):
+        self.redactor = redactor
+        self.file: RotatingFile | None = None
+        self._sinks: list[_Redacting] = []
+        logger.remove()
+        if sys.stderr is not None:
+            sink = _Redacting(redactor, sys.stderr.write)
+            self._sinks.append(sink)
+            # request lines go to the file only: a supervisor that never reads stderr must
+            # not fill its pipe at the rate of the traffic (a full pipe blocks every write)
+            logger.add(sink, level=level, format=LOG_FORMAT, diagnose=False, backtrace=False,
+                       colorize=False, filter=lambda r: level.upper() == "DEBUG" or "request" not in r["extra"])
+        if log_dir is not None:
+            self.file = RotatingFile(log_dir / "gateway.log")
+            sink = _Redacting(redactor, self.file.write)
+            self._sinks.append(sink)
+            logger.add(sink, level=min_level(level, "INFO"), format=LOG_FORMAT, diagnose=False,
+                       backtrace=False, colorize=False)
+        logging.basicConfig(handlers=[_Intercept()], level=logging.INFO, force=True)
+        for name in ("sanic.access",):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    def update_redactor(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        for sink in self._sinks:
+            sink.redactor = redactor
+
+    def close(self) -> None:
+        logger.complete()
+        logger.remove()
+        if self.file is not None:
+            self.file.close()
+
+
+def min_level(a: str, b: str) -> str:
+    """The more verbose of two loguru level names."""
+    return a if logger.level(a.upper()).no <= logger.level(b.upper()).no else b

@@ -1,0 +1,257 @@
+"""The composition root: the one module that knows every concrete class.
+
+`serve()` runs the gateway from start to exit code: logs and crash sinks, config, the
+socket, the Sanic server on an event loop of our own, the ways to stop, the ready and
+stopping lines, and the graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from loguru import logger
+from sanic import Sanic
+
+from .. import __version__
+from ..config import Config, find_config_path, load_config
+from ..errors import ConfigError
+from ..providers.base import Provider
+from ..providers.echo import EchoProvider
+from ..providers.http import new_client
+from ..providers.openai_compat import OpenAICompatProvider
+from ..redact import Redactor, redactor_for
+from ..routing.policy import Cooldowns, RetryPolicy
+from ..routing.router import Router
+from ..routing.table import RoutingTable
+from ..server.app import create_app
+from ..server.guard import is_loopback
+from ..server.state import Gateway
+from .crash import CrashRecorder
+from .lifecycle import (
+    ControlChannel,
+    ExitCode,
+    Stopper,
+    install_signal_handlers,
+    watch_parent,
+    watch_stdin,
+)
+from .logs import Logs
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    config: str | None = None
+    host: str | None = None
+    port: int | None = None
+    log_dir: str | None = None
+    parent_pid: int | None = None
+    watch_stdin: bool = False
+    log_level: str = "INFO"
+
+
+def build_providers(config: Config, client) -> dict[str, Provider]:
+    providers: dict[str, Provider] = {}
+    for settings in config.providers:
+        if settings.type == "openai":
+            providers[settings.name] = OpenAICompatProvider(settings, client)
+        elif settings.type == "echo":
+            providers[settings.name] = EchoProvider(settings)
+        else:
+            raise ConfigError(f"provider type '{settings.type}' is not available in this build",
+                              key=f"providers.{settings.name}.type")
+    return providers
+
+
+def build_router(config: Config, client) -> Router:
+    return Router(
+        RoutingTable(config.providers, config.aliases),
+        build_providers(config, client),
+        RetryPolicy(config.retry),
+        Cooldowns(config.retry.cooldown_after, config.retry.cooldown_seconds),
+        config.timeouts,
+    )
+
+
+def default_log_dir() -> Path:
+    from platformdirs import user_log_dir
+
+    return Path(user_log_dir("ai-gateway", appauthor=False))
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind and listen ourselves: Sanic would turn port 0 into 8000."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=1024)
+    sock.setblocking(False)
+    return sock
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(options: ServeOptions, control: ControlChannel | None = None) -> int:
+    control = control or ControlChannel()
+    token = os.environ.get("AI_GATEWAY_TOKEN") or None
+    redactor = Redactor([token] if token else [])
+
+    log_dir: Path | None = Path(options.log_dir) if options.log_dir else default_log_dir()
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"ai-gateway: cannot use log dir {log_dir}: {exc}; logging to stderr only", file=sys.stderr)
+        log_dir = None
+    logs = Logs(log_dir, options.log_level, redactor)
+    crash = CrashRecorder(log_dir, redactor) if log_dir else None
+    previous = None
+    if crash is not None:
+        previous = crash.begin()
+        crash.install()
+
+    def fail(code: ExitCode, reason: str, message: str) -> int:
+        logger.error("{}", message)
+        control.fatal(code, redactor(message))
+        if crash is not None:
+            crash.end(code, reason)
+        logs.close()
+        return code
+
+    config_path = find_config_path(options.config)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        return fail(ExitCode.CONFIG, "invalid-config", f"invalid configuration: {exc.message}")
+    redactor = redactor_for(config, token)
+    logs.update_redactor(redactor)
+    if crash is not None:
+        crash.redactor = redactor
+
+    host = options.host or config.server.host
+    port = config.server.port if options.port is None else options.port
+    if not is_loopback(host) and not token:
+        return fail(ExitCode.CONFIG, "invalid-config",
+                    f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set")
+    try:
+        sock = bind_socket(host, port)
+    except (OSError, OverflowError) as exc:
+        return fail(ExitCode.CANNOT_BIND, "cannot-bind", f"cannot listen on {host}:{port}: {exc}")
+    port = sock.getsockname()[1]
+
+    runner = _loop_runner()
+    try:
+        with runner:
+            reason = runner.run(_serve_async(
+                options, config, config_path, token, sock, control, logs, crash,
+                previous, log_dir, host, port,
+            ))
+    except Exception as exc:
+        if crash is not None:
+            crash.record("serve", exc)
+        logger.opt(exception=exc).error("the gateway failed")
+        return fail(ExitCode.INTERNAL, "internal-error", f"internal error: {type(exc).__name__}: {exc}")
+    finally:
+        sock.close()
+    logger.info("stopped ({})", reason)
+    if crash is not None:
+        crash.end(ExitCode.OK, reason)
+    logs.close()
+    return ExitCode.OK
+
+
+def _loop_runner() -> asyncio.Runner:
+    if sys.platform != "win32":
+        try:
+            import uvloop
+
+            return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+        except ImportError:
+            pass
+    return asyncio.Runner()
+
+
+async def _serve_async(options: ServeOptions, config: Config, config_path: Path | None, token: str | None,
+                       sock: socket.socket, control: ControlChannel, logs: Logs,
+                       crash: CrashRecorder | None, previous, log_dir: Path | None,
+                       host: str, port: int) -> str:
+    loop = asyncio.get_running_loop()
+    if crash is not None:
+        loop.set_exception_handler(crash.loop_exception_handler)
+    stopper = Stopper(loop)
+    client = new_client(config.timeouts)
+
+    async def reload() -> tuple[Config, Router]:
+        new_config = load_config(config_path)
+        router = build_router(new_config, client)
+        redactor = redactor_for(new_config, token)
+        logs.update_redactor(redactor)
+        if crash is not None:
+            crash.redactor = redactor
+        logger.info("configuration reloaded from {}", new_config.source)
+        return new_config, router
+
+    gateway = Gateway(config, build_router(config, client), __version__, token=token,
+                      reload=reload, request_stop=stopper.request)
+
+    async def reload_in_place() -> None:
+        try:
+            gateway.swap(*await reload())
+        except ConfigError as exc:
+            logger.error("reload refused, the old configuration stays: {}", exc.message)
+
+    def reload_soon() -> None:
+        loop.call_soon_threadsafe(lambda: loop.create_task(reload_in_place(), name="reload"))
+
+    app = create_app(gateway)
+    server = await app.create_server(
+        sock=sock, access_log=False, return_asyncio_server=True,
+        asyncio_server_kwargs={"start_serving": False},
+    )
+    await server.startup()
+    await server.before_start()
+    await server.start_serving()
+    await server.after_start()
+
+    install_signal_handlers(loop, stopper.request, reload_soon)
+    if options.watch_stdin:
+        watch_stdin(stopper.request, reload_soon)
+    if options.parent_pid:
+        watch_parent(options.parent_pid, stopper.request)
+
+    control.emit(
+        "ready", version=__version__, pid=os.getpid(), host=host, port=port, url=url_for(host, port),
+        log_dir=str(log_dir) if log_dir else None, previous_exit=previous,
+    )
+    logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port), config.source)
+
+    reason = await stopper.wait()
+    control.emit("stopping", reason=reason)
+    await _graceful_stop(app, server, gateway, config.server.drain_seconds)
+    await client.aclose()
+    return reason
+
+
+async def _graceful_stop(app: Sanic, server, gateway: Gateway, drain_seconds: float) -> None:
+    """Stop accepting, let requests in flight finish for a while, then cancel the rest."""
+    loop = asyncio.get_running_loop()
+    server.server.close()  # no new connections
+    await server.before_stop()
+    for connection in list(server.connections):
+        connection.close_if_idle()
+    deadline = loop.time() + drain_seconds
+    while gateway.inflight and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    gateway.stopping = True
+    pending = list(gateway.inflight)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=2)
+    for connection in list(server.connections):
+        connection.close()
+    await gateway.router.aclose()
+    await server.after_stop()

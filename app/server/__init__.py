@@ -1,0 +1,1 @@
+"""HTTP: the Sanic application, its guards, routes and the streaming relay."""

@@ -1,0 +1,76 @@
+"""One log line per request: who asked for what, who served it, how it went.
+
+Never message content: only ids, names, numbers and the error's message.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    request_id: str
+    method: str
+    path: str
+    started: float
+    model: str | None = None
+    target: str | None = None
+    stream: bool = False
+    status: int | None = None
+    first_byte_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    attempts: int = 0
+    disconnected: bool = False
+    error: str | None = None
+    logged: bool = False
+
+    @classmethod
+    def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
+        return cls(request_id, method, path, time.perf_counter())
+
+    def mark_first_byte(self) -> None:
+        if self.first_byte_ms is None:
+            self.first_byte_ms = (time.perf_counter() - self.started) * 1000
+
+    def observe_usage(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if isinstance(prompt, int):
+                self.prompt_tokens = prompt
+            if isinstance(completion, int):
+                self.completion_tokens = completion
+
+    def log(self) -> None:
+        """Write the line once; later calls are no-ops (several layers may try)."""
+        if self.logged:
+            return
+        self.logged = True
+        latency = (time.perf_counter() - self.started) * 1000
+        fields = [
+            f"id={self.request_id}",
+            f"{self.method} {self.path}",
+            f"status={self.status if self.status is not None else '-'}",
+            f"ms={latency:.1f}",
+        ]
+        if self.model is not None:
+            fields.append(f"model={self.model}")
+        if self.target is not None:
+            fields.append(f"target={self.target}")
+        if self.stream:
+            fields.append("stream=1")
+        if self.first_byte_ms is not None:
+            fields.append(f"ttfb_ms={self.first_byte_ms:.1f}")
+        if self.prompt_tokens is not None or self.completion_tokens is not None:
+            fields.append(f"tokens={self.prompt_tokens or 0}+{self.completion_tokens or 0}")
+        if self.attempts > 1:
+            fields.append(f"attempts={self.attempts}")
+        fields.append(f"disconnected={'yes' if self.disconnected else 'no'}")
+        if self.error:
+            fields.append(f"error={self.error!r}")
+        logger.bind(request=True).info("request " + " ".join(fields))

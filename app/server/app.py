@@ -1,0 +1,147 @@
+"""create_app(gateway) -> Sanic: settings, guards, error rendering, accounting."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import uuid
+
+from loguru import logger
+from sanic import HTTPResponse, Request, Sanic
+from sanic import exceptions as sanic_errors
+from sanic.handlers import ErrorHandler
+
+from ..errors import (
+    ClientError,
+    GatewayError,
+    InvalidRequest,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UpstreamError,
+)
+from ..wire import error_body
+from .accounting import RequestRecord
+from .routes import json_response, register_routes, unknown_route
+from .state import Gateway
+
+_names = itertools.count(1)
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id(request: Request) -> str:
+    """The client's `x-request-id` when it is sane, else a new one; fixed per request."""
+    rid = getattr(request.ctx, "request_id", None)
+    if rid is None:
+        given = request.headers.get("x-request-id", "")
+        rid = given if _SAFE_REQUEST_ID.match(given) else "req-" + uuid.uuid4().hex
+        request.ctx.request_id = rid
+    return rid
+
+
+def as_gateway_error(exc: BaseException, request: Request | None) -> GatewayError:
+    """Any exception as a member of our tree; Sanic's own errors keep their meaning."""
+    if isinstance(exc, GatewayError):
+        return exc
+    method = request.method if request is not None else "?"
+    path = request.path if request is not None else "?"
+    if isinstance(exc, sanic_errors.NotFound):
+        return unknown_route(method, path)
+    if isinstance(exc, sanic_errors.MethodNotAllowed):
+        if set(getattr(exc, "allowed_methods", None) or ()) <= {"OPTIONS"}:
+            return unknown_route(method, path)  # only the preflight route matched
+        return MethodNotAllowed(f"Method {method} is not allowed for {path}")
+    if isinstance(exc, sanic_errors.PayloadTooLarge):
+        return PayloadTooLarge("The request body is too large")
+    if isinstance(exc, sanic_errors.SanicException):
+        status = getattr(exc, "status_code", 500) or 500
+        message = str(exc) or type(exc).__name__
+        err: GatewayError = ClientError(message) if status < 500 else GatewayError(message)
+        err.status = status
+        if status == 400:
+            err = InvalidRequest(message)
+        return err
+    return GatewayError("Internal gateway error; see the gateway log")
+
+
+class OpenAIErrorHandler(ErrorHandler):
+    """Renders every failure as an OpenAI error body: the one rendering path."""
+
+    def __init__(self, gateway: Gateway):
+        super().__init__()
+        self.gateway = gateway
+
+    def default(self, request: Request, exception: BaseException) -> HTTPResponse:
+        err = as_gateway_error(exception, request)
+        if not isinstance(exception, (GatewayError, sanic_errors.SanicException)):
+            logger.opt(exception=exception).error("unhandled error in a request handler")
+        headers: dict[str, str] = {}
+        if isinstance(err, UpstreamError):
+            # the gateway's own retry policy already ran: SDK retries would only multiply it
+            headers["x-should-retry"] = "false"
+            if err.retry_after is not None:
+                headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
+        if request is not None:
+            headers["x-request-id"] = request_id(request)
+            headers.update(self.gateway.guard.cors_headers(request.headers.get("origin")))
+            record = getattr(request.ctx, "record", None)
+            if record is None:
+                record = RequestRecord.start(request_id(request), request.method, request.path)
+            if record.status is None or not record.logged:
+                record.status = err.status
+                record.error = record.error or err.message
+            record.log()
+        return json_response(error_body(err, self.gateway.redact), status=err.status, headers=headers)
+
+
+def create_app(gateway: Gateway) -> Sanic:
+    app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False)
+    settings = gateway.config.server
+    app.config.update({
+        "TOUCHUP": False,
+        "MOTD": False,  # reads source code, which a frozen build lacks
+        "AUTO_EXTEND": False,
+        "ACCESS_LOG": False,
+        "NOISY_EXCEPTIONS": False,
+        "FALLBACK_ERROR_FORMAT": "json",
+        "REQUEST_MAX_SIZE": int(settings.max_body_mb * 1024 * 1024),
+        # the time a client gets to send its request: slow-header attacks end here
+        "REQUEST_TIMEOUT": 30,
+        # an idle-write timer; streams are bounded by our own first-byte/idle/total timeouts
+        "RESPONSE_TIMEOUT": 24 * 3600,
+        "KEEP_ALIVE_TIMEOUT": 30,
+    })
+    app.error_handler = OpenAIErrorHandler(gateway)
+
+    @app.on_request
+    async def guard_request(request: Request) -> HTTPResponse | None:
+        request.ctx.record = RequestRecord.start(request_id(request), request.method, request.path)
+        guard = gateway.guard
+        guard.check_host(request.headers.get("host"))
+        origin = request.headers.get("origin")
+        if request.method == "OPTIONS":
+            if origin is None:
+                return HTTPResponse(status=204, headers={"allow": "GET, POST, OPTIONS"})
+            guard.check_origin(origin)
+            return HTTPResponse(status=204, headers=guard.preflight_headers(
+                origin, request.headers.get("access-control-request-headers")))
+        guard.check_origin(origin)
+        guard.check_token(request.headers.get("authorization"))
+        if request.method == "POST":
+            guard.check_json_body(request.headers.get("content-type"))
+        return None
+
+    @app.on_response
+    async def stamp_response(request: Request, response: HTTPResponse) -> None:
+        response.headers["x-request-id"] = request_id(request)
+        origin = request.headers.get("origin")
+        if origin is not None and request.method != "OPTIONS":
+            response.headers.update(gateway.guard.cors_headers(origin))
+
+    # preflights are answered by the guard; these routes only make OPTIONS routable
+    @app.route("/<path:path>", methods=["OPTIONS"], name="preflight")
+    async def preflight(request: Request, path: str) -> HTTPResponse:
+        return HTTPResponse(status=204)
+
+    register_routes(app, gateway)
+    return app

@@ -1,0 +1,99 @@
+"""Chunks -> SSE on the client's socket, with heartbeats and in-band errors.
+
+Once the headers are out, the status cannot change: a failure becomes one
+`data: {"error": ...}` event and the stream closes without `[DONE]`, so that no client
+mistakes a truncated answer for a finished one. A client that leaves cancels this task
+(Sanic does that); the `finally` blocks close the upstream at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from loguru import logger
+from sanic import Request
+
+from .. import sse
+from ..errors import GatewayError
+from ..routing.router import OpenStream
+from ..wire import error_body
+from .accounting import RequestRecord
+
+
+class Heartbeat:
+    """Sends `: ping` whenever the stream has been silent for `interval` seconds.
+
+    Each `send()` is a single transport write, so a ping never lands inside an event.
+    """
+
+    def __init__(self, response, interval: float):
+        self.response = response
+        self.interval = interval
+        self.last_write = time.monotonic()
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self.interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+
+    def wrote(self) -> None:
+        self.last_write = time.monotonic()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await asyncio.sleep(self.last_write + self.interval - time.monotonic())
+                if time.monotonic() - self.last_write >= self.interval:
+                    await self.response.send(sse.PING)
+                    self.wrote()
+        except (asyncio.CancelledError, Exception):
+            return  # the client is gone or the stream ended; the relay sees to the rest
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+async def relay_stream(request: Request, stream: OpenStream, record: RequestRecord,
+                       heartbeat_interval: float, headers: dict[str, str],
+                       redact: Callable[[str], str]) -> None:
+    """Write `stream` to the client as SSE; the stream's first chunk is already in hand."""
+    response = await request.respond(
+        status=200, content_type="text/event-stream; charset=utf-8", headers={**sse.HEADERS, **headers}
+    )
+    record.status = 200
+    heartbeat = Heartbeat(response, heartbeat_interval)
+    heartbeat.start()
+    try:
+        try:
+            async for chunk in stream:
+                if record.first_byte_ms is None:
+                    record.mark_first_byte()
+                if "usage" in chunk:
+                    record.observe_usage(chunk["usage"])
+                await response.send(sse.event(chunk))
+                heartbeat.wrote()
+        except GatewayError as exc:
+            record.error = exc.message
+            await heartbeat.stop()
+            await response.send(sse.event(error_body(exc, redact)))
+        except Exception as exc:  # a gateway bug: still end the stream the honest way
+            logger.opt(exception=exc).error("relay failed for request {}", record.request_id)
+            record.error = f"internal error: {type(exc).__name__}"
+            await heartbeat.stop()
+            bug = GatewayError("The gateway failed while relaying the stream")
+            await response.send(sse.event(error_body(bug)))
+        else:
+            await heartbeat.stop()
+            await response.send(sse.DONE)
+        await response.eof()
+    finally:
+        await heartbeat.stop()
+        await stream.aclose()
+

@@ -1,0 +1,100 @@
+"""Client request bodies: parsed and checked before anything is routed. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import InvalidJSON, InvalidRequest
+
+_ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidJSON("The request body is empty; send a JSON object")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        # orjson also refuses invalid UTF-8 and nesting deeper than 1024 levels
+        raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidJSON(f"The request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if "model" not in body:
+        raise InvalidRequest("Missing required parameter: 'model'", param="model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("'model' must be a non-empty string", param="model")
+    return model
+
+
+def check_chat_request(body: dict[str, Any]) -> None:
+    """The fields the gateway itself relies on; everything else passes through unchecked."""
+    check_model(body)
+    messages = body.get("messages")
+    if "messages" not in body:
+        raise InvalidRequest("Missing required parameter: 'messages'", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("'messages' must be a non-empty array", param="messages")
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise InvalidRequest(f"'{where}' must be an object", param=where)
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequest(
+                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role"
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise InvalidRequest(f"'{where}.content' must be a string or an array of parts",
+                                 param=f"{where}.content")
+        if isinstance(content, list):
+            for j, part in enumerate(content):
+                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                    raise InvalidRequest(f"'{where}.content[{j}]' must be an object with a 'type'",
+                                         param=f"{where}.content[{j}]")
+    if "stream" in body and body["stream"] is not None and not isinstance(body["stream"], bool):
+        raise InvalidRequest("'stream' must be a boolean", param="stream")
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+        if "include_usage" in options and not isinstance(options["include_usage"], bool):
+            raise InvalidRequest("'stream_options.include_usage' must be a boolean",
+                                 param="stream_options.include_usage")
+    for key in ("max_tokens", "max_completion_tokens", "n"):
+        if body.get(key) is not None and (not _is_int(body[key]) or body[key] < 1):
+            raise InvalidRequest(f"'{key}' must be a positive integer", param=key)
+    for key in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+        if body.get(key) is not None and not _is_number(body[key]):
+            raise InvalidRequest(f"'{key}' must be a number", param=key)
+    tools = body.get("tools")
+    if tools is not None:
+        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+            raise InvalidRequest("'tools' must be an array of objects", param="tools")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, (str, list)):
+        raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+
+
+def check_embeddings_request(body: dict[str, Any]) -> None:
+    check_model(body)
+    value = body.get("input")
+    if "input" not in body:
+        raise InvalidRequest("Missing required parameter: 'input'", param="input")
+    if not isinstance(value, (str, list)) or (isinstance(value, list) and not value):
+        raise InvalidRequest("'input' must be a string or a non-empty array", param="input")

@@ -1,0 +1,148 @@
+"""The HTTP API: /health, /v1/models, /v1/chat/completions, /v1/embeddings, /admin/*."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+import orjson
+from sanic import HTTPResponse, Request, Sanic
+
+from .. import wire
+from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
+from .relay import relay_stream
+from .requests import check_chat_request, check_embeddings_request, parse_json_object
+from .state import Gateway
+
+
+def json_response(payload, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+    return HTTPResponse(orjson.dumps(payload), status=status, headers=headers,
+                        content_type="application/json")
+
+
+def target_headers(target_label: str) -> dict[str, str]:
+    return {"x-gateway-target": target_label}
+
+
+Handler = Callable[..., Awaitable[HTTPResponse | None]]
+
+
+def accounted(gateway: Gateway, handler: Handler) -> Handler:
+    """Completes the request's log line however the handler ends, and tracks it in flight."""
+
+    @functools.wraps(handler)
+    async def wrapper(request: Request, *args, **kwargs) -> HTTPResponse | None:
+        record = request.ctx.record
+        task = asyncio.current_task()
+        gateway.inflight.add(task)
+        try:
+            response = await handler(request, *args, **kwargs)
+        except asyncio.CancelledError:
+            # Sanic cancels the handler when the client leaves; a stop cancels it too
+            if gateway.stopping:
+                record.error = record.error or "cancelled by the gateway's stop"
+            else:
+                record.disconnected = True
+            raise
+        except GatewayError as exc:
+            record.status, record.error = exc.status, exc.message
+            record.target = getattr(exc, "target", None) or record.target
+            raise
+        except Exception as exc:
+            record.status, record.error = 500, f"internal error: {type(exc).__name__}"
+            raise
+        else:
+            if response is not None:
+                record.status = response.status
+            return response
+        finally:
+            gateway.inflight.discard(task)
+            record.log()
+
+    return wrapper
+
+
+def register_routes(app: Sanic, gateway: Gateway) -> None:
+    def route(method: str, path: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            return app.route(path, methods=[method])(accounted(gateway, handler))
+        return register
+
+    @route("GET", "/health")
+    async def health(request: Request) -> HTTPResponse:
+        return json_response({
+            "status": "ok",
+            "version": gateway.version,
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - gateway.started, 3),
+        })
+
+    @route("GET", "/v1/models")
+    async def list_models(request: Request) -> HTTPResponse:
+        ids = gateway.router.table.model_ids()
+        return json_response({"object": "list", "data": [wire.model_object(i, owner) for i, owner in ids]})
+
+    @route("GET", "/v1/models/<model_id:path>")
+    async def get_model(request: Request, model_id: str) -> HTTPResponse:
+        model_id = unquote(model_id)  # the SDKs send `provider/model` as `provider%2Fmodel`
+        owner = gateway.router.table.owner(model_id)
+        return json_response(wire.model_object(model_id, owner))
+
+    @route("POST", "/v1/chat/completions")
+    async def chat_completions(request: Request) -> HTTPResponse | None:
+        record = request.ctx.record
+        body = parse_json_object(request.body)
+        record.model = body.get("model") if isinstance(body.get("model"), str) else None
+        check_chat_request(body)
+        router = gateway.router
+        if body.get("stream"):
+            record.stream = True
+            stream = await router.open_stream(body)
+            record.target, record.attempts = stream.target.label, stream.attempts
+            await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
+                               target_headers(stream.target.label), gateway.redact)
+            return None
+        served = await router.complete(body)
+        record.target, record.attempts = served.target.label, served.attempts
+        record.observe_usage(served.value.get("usage"))
+        return json_response(served.value, headers=target_headers(served.target.label))
+
+    @route("POST", "/v1/embeddings")
+    async def embeddings(request: Request) -> HTTPResponse:
+        record = request.ctx.record
+        body = parse_json_object(request.body)
+        check_embeddings_request(body)
+        record.model = body["model"]
+        served = await gateway.router.embeddings(body)
+        record.target, record.attempts = served.target.label, served.attempts
+        record.observe_usage(served.value.get("usage"))
+        return json_response(served.value, headers=target_headers(served.target.label))
+
+    @route("POST", "/admin/reload")
+    async def reload(request: Request) -> HTTPResponse:
+        if gateway.reload is None:
+            raise NotFound("Reloading is not available in this process")
+        try:
+            config, router = await gateway.reload()
+        except ConfigError as exc:
+            raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
+                                 code="invalid_config") from None
+        gateway.swap(config, router)
+        return json_response({"status": "reloaded", "source": config.source,
+                              "providers": [p.name for p in config.providers]})
+
+    @route("POST", "/admin/shutdown")
+    async def shutdown(request: Request) -> HTTPResponse:
+        if gateway.request_stop is None:
+            raise NotFound("Shutting down over HTTP is not available in this process")
+        # answer first, then stop: the caller deserves to hear that it worked
+        asyncio.get_running_loop().call_later(0.05, gateway.request_stop, "shutdown-request")
+        return json_response({"status": "stopping"})
+
+
+def unknown_route(method: str, path: str) -> GatewayError:
+    return NotFound(f"Unknown route: {method} {path}", code="unknown_route")

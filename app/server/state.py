@@ -1,0 +1,47 @@
+"""What the HTTP layer needs from the rest of the process, in one object."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ..config import Config
+from ..redact import Redactor, redactor_for
+from ..routing.router import Router
+from .guard import Guard
+
+
+@dataclass
+class Gateway:
+    """The live state behind the routes. `config` and `router` change together on reload;
+    a request keeps the router it started with, so in-flight requests finish on the old one."""
+
+    config: Config
+    router: Router
+    version: str
+    token: str | None = None
+    #: builds a new (config, router) from the config source; raises ConfigError
+    reload: Callable[[], Awaitable[tuple[Config, Router]]] | None = None
+    #: asks the process to stop gracefully, with a reason for the `stopping` line
+    request_stop: Callable[[str], None] | None = None
+    started: float = field(default_factory=time.monotonic)
+    #: in-flight request handlers, cancelled when a graceful stop runs out of patience
+    inflight: set = field(default_factory=set)
+    #: set once a graceful stop began: a cancelled request is then not the client's doing
+    stopping: bool = False
+    guard: Guard = field(init=False)
+    #: masks credentials in anything sent to a client
+    redact: Redactor = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.swap(self.config, self.router)
+
+    def _guard_for(self, config: Config) -> Guard:
+        return Guard(token=self.token, allowed_hosts=config.server.allowed_hosts,
+                     allowed_origins=config.server.cors_origins)
+
+    def swap(self, config: Config, router: Router) -> None:
+        self.config, self.router = config, router
+        self.guard = self._guard_for(config)
+        self.redact = redactor_for(config, self.token)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.gateway import GatewayProcess, write_config
+from tests.upstream import Upstream
+
+UPSTREAM_KEY = "sk-test-upstream-key-1234"
+
+
+def free_port() -> int:
+    """A port with nothing listening (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Upstream:
+    server = Upstream().start()
+    yield server
+    server.stop()
+
+
+def main_config(upstream_url: str, dead_port: int) -> str:
+    return f"""
+[server]
+max_body_mb = 1
+
+[timeouts]
+connect = 2
+first_byte = 3
+idle = 2
+heartbeat = 0.5
+
+[retry]
+attempts = 1
+
+[providers.echo]
+type = "echo"
+
+[providers.up]
+type = "openai"
+base_url = "{upstream_url}"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["gpt-4o-mini", "text-embedding-3-small"]
+
+[providers.dead]
+type = "openai"
+base_url = "http://127.0.0.1:{dead_port}/v1"
+models = ["dead-model"]
+
+[aliases]
+fast = ["up/text", "echo"]
+"""
+
+
+@pytest.fixture(scope="session")
+def gateway(upstream: Upstream, tmp_path_factory) -> GatewayProcess:
+    tmp: Path = tmp_path_factory.mktemp("gateway")
+    config = write_config(tmp, main_config(upstream.base_url, free_port()))
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
+                        env={"UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
+        yield gw
+
+
+@pytest.fixture
+def client(gateway: GatewayProcess):
+    from openai import OpenAI
+
+    with OpenAI(base_url=gateway.url + "/v1", api_key="not-needed", max_retries=0, timeout=20) as c:
+        yield c

@@ -1,0 +1,146 @@
+"""Start the real gateway as a separate process, as a supervisor would, and talk to it.
+
+`AI_GATEWAY_CMD` selects the command under test (the frozen binary, say); the default is
+this source tree's `python -m app`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def gateway_command() -> list[str]:
+    custom = os.environ.get("AI_GATEWAY_CMD")
+    if custom:
+        return shlex.split(custom)
+    return [sys.executable, "-m", "app"]
+
+
+class GatewayProcess:
+    """One gateway process; its stdout lines are parsed as control events as they come."""
+
+    def __init__(self, args: list[str], *, tmp: Path, env: dict[str, str] | None = None,
+                 watch_stdin: bool = True, wait_ready: bool = True, stdin=subprocess.PIPE):
+        self.log_dir = tmp / "logs"
+        self.tmp = tmp
+        full_env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+        full_env.pop("AI_GATEWAY_TOKEN", None)
+        full_env.pop("AI_GATEWAY_CONFIG", None)
+        full_env.update(env or {})
+        argv = gateway_command() + list(args)
+        if "--log-dir" not in args:
+            argv += ["--log-dir", str(self.log_dir)]
+        if watch_stdin and "--watch-stdin" not in args:
+            argv.append("--watch-stdin")
+        self.stderr_path = tmp / f"stderr-{time.monotonic_ns()}.txt"
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv, stdin=stdin, stdout=subprocess.PIPE, stderr=self._stderr, env=full_env, cwd=ROOT,
+        )
+        self.events: queue.Queue = queue.Queue()
+        self.raw_stdout: list[bytes] = []
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self.ready: dict | None = None
+        if wait_ready:
+            self.ready = self.wait_event("ready", timeout=30)
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout:
+            self.raw_stdout.append(line)
+            try:
+                self.events.put(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                self.events.put({"event": "<not json>", "line": line})
+        self.events.put(None)
+
+    def wait_event(self, name: str | None = None, timeout: float = 10) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {name or 'event'} line within {timeout} s; stderr:\n{self.stderr()}")
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if event is None:
+                raise EOFError(f"stdout closed before {name}; rc={self.proc.poll()}; stderr:\n{self.stderr()}")
+            if name is None or event.get("event") == name:
+                return event
+
+    # -- addresses -----------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.ready["port"]
+
+    @property
+    def url(self) -> str:
+        return self.ready["url"]
+
+    @property
+    def pid(self) -> int:
+        return self.ready["pid"]
+
+    # -- inspection ----------------------------------------------------------------------
+    def stderr(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(encoding="utf-8", errors="replace")[-5000:]
+
+    def log_text(self) -> str:
+        path = self.log_dir / "gateway.log"
+        return path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+    def log_line_for(self, request_id: str, timeout: float = 5) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.log_text().splitlines():
+                if f"id={request_id} " in line:
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no log line for request {request_id}")
+
+    def fd_count(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    # -- stopping ------------------------------------------------------------------------
+    def close_stdin(self) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
+    def wait(self, timeout: float = 15) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self, timeout: float = 15) -> int | None:
+        if self.proc.poll() is None:
+            self.close_stdin()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(signal.SIGKILL)
+                self.proc.wait(5)
+        self._stderr.close()
+        return self.proc.returncode
+
+    def __enter__(self) -> GatewayProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def write_config(tmp: Path, text: str) -> Path:
+    path = tmp / f"config-{time.monotonic_ns()}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path

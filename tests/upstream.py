@@ -1,0 +1,268 @@
+"""A real upstream HTTP server on loopback, serving recorded transcripts and faults.
+
+The upstream model id selects the behaviour (`text`, `tools`, `hang-before-headers`,
+`reset-mid-stream`, ...). Everything after a `:` is ignored, so a test can make its
+requests unique (`429-once:test-7`) and count them per key. Every request leaves a
+`Seen` record that says, from the server's side, whether the peer closed the connection
+before the answer was complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+TRANSCRIPTS = Path(__file__).parent / "transcripts"
+
+
+def transcript(name: str) -> bytes:
+    return (TRANSCRIPTS / name).read_bytes()
+
+
+def sse_events(name: str) -> list[bytes]:
+    """The events of a recorded SSE transcript, each with its blank-line terminator."""
+    return [event + b"\n\n" for event in transcript(name).split(b"\n\n") if event.strip()]
+
+
+@dataclass
+class Seen:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: dict
+    model: str = ""
+    peer_closed: threading.Event = field(default_factory=threading.Event)
+    completed: threading.Event = field(default_factory=threading.Event)
+
+
+class Upstream:
+    def __init__(self) -> None:
+        self.seen: list[Seen] = []
+        self.counts: dict[str, int] = defaultdict(int)
+        self.open_connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upstream", daemon=True)
+        self.port = 0
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Upstream:
+        self._thread.start()
+        self._ready.wait(5)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._server = self._loop.run_until_complete(
+            asyncio.start_server(self._connection, "127.0.0.1", 0, limit=64 * 1024 * 1024))
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def requests_for(self, key: str) -> list[Seen]:
+        return [s for s in self.seen if s.model == key]
+
+    # -- HTTP/1.1 ------------------------------------------------------------------------
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.open_connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = {}
+                for line in lines[1:]:
+                    if ":" in line:
+                        k, v = line.split(":", 1)
+                        headers[k.strip().lower()] = v.strip()
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                body = orjson.loads(raw) if raw else {}
+                seen = Seen(method, path, headers, body, model=str(body.get("model", "")))
+                self.seen.append(seen)
+                keep_alive = await self._answer(seen, reader, writer)
+                if not keep_alive:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
+                asyncio.CancelledError):
+            pass
+        finally:
+            self.open_connections -= 1
+            writer.close()
+
+    async def _answer(self, seen: Seen, reader, writer) -> bool:
+        key = seen.model.split(":", 1)[0]
+        self.counts[seen.model] += 1
+        count = self.counts[seen.model]
+        stream = bool(seen.body.get("stream"))
+        watcher = asyncio.ensure_future(self._watch_peer(reader, seen))
+        scenario = asyncio.ensure_future(Scenario(self, seen, writer, key, count, stream).run())
+        try:
+            await asyncio.wait([watcher, scenario], return_when=asyncio.FIRST_COMPLETED)
+            if not scenario.done():  # the peer left first: stop serving it
+                scenario.cancel()
+                return False
+            keep = scenario.result()
+            seen.completed.set()
+            return keep
+        except (ConnectionError, OSError):
+            seen.peer_closed.set()
+            return False
+        finally:
+            watcher.cancel()
+            scenario.cancel()
+            await asyncio.gather(watcher, scenario, return_exceptions=True)
+
+    @staticmethod
+    async def _watch_peer(reader: asyncio.StreamReader, seen: Seen) -> None:
+        try:
+            data = await reader.read(1)
+        except (ConnectionError, OSError):
+            data = b""
+        if not data:
+            seen.peer_closed.set()
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close with a TCP RST instead of a FIN."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+class Scenario:
+    def __init__(self, upstream: Upstream, seen: Seen, writer, key: str, count: int, stream: bool):
+        self.upstream, self.seen, self.writer = upstream, seen, writer
+        self.key, self.count, self.stream = key, count, stream
+
+    async def head(self, status: int, content_type: str, extra: dict[str, str] | None = None,
+                   length: int | None = None) -> None:
+        reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
+                  502: "Bad Gateway", 503: "Service Unavailable", 401: "Unauthorized",
+                  400: "Bad Request", 302: "Found"}.get(status, "Status")
+        lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}"]
+        lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        lines.append(f"content-length: {length}" if length is not None else "transfer-encoding: chunked")
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        await self.writer.drain()
+
+    async def chunk(self, data: bytes) -> None:
+        self.writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+        await self.writer.drain()
+
+    async def end_chunks(self) -> None:
+        self.writer.write(b"0\r\n\r\n")
+        await self.writer.drain()
+
+    async def json(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
+                   content_type: str = "application/json") -> bool:
+        await self.head(status, content_type, headers, length=len(payload))
+        self.writer.write(payload)
+        await self.writer.drain()
+        return True
+
+    async def events(self, events: list[bytes], delay: float = 0.0) -> None:
+        await self.head(200, "text/event-stream")
+        for event in events:
+            await self.chunk(event)
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def hang(self) -> bool:
+        await asyncio.sleep(3600)
+        return False
+
+    async def run(self) -> bool:
+        k = self.key
+        if self.seen.path.endswith("/embeddings"):
+            return await self.json(200, transcript("openai_embeddings.json"))
+        if k in ("text", "tools"):
+            if not self.stream:
+                return await self.json(200, transcript(f"openai_{k}.json"))
+            await self.events(sse_events(f"openai_{k}.sse"))
+            await self.end_chunks()
+            return True
+        if k == "echo-body":
+            reply = {"id": "chatcmpl-echo", "object": "chat.completion", "created": 1, "model": self.seen.model,
+                     "choices": [{"index": 0, "message": {"role": "assistant",
+                                  "content": orjson.dumps(self.seen.body).decode()}, "finish_reason": "stop"}]}
+            return await self.json(200, orjson.dumps(reply))
+        if k == "rate-limit":
+            return await self.json(429, b'{"error":{"message":"Rate limit reached","type":"requests",'
+                                        b'"param":null,"code":"rate_limit_exceeded"}}', {"retry-after": "0"})
+        if k == "429-once":
+            if self.count == 1:
+                return await self.json(429, b'{"error":{"message":"slow down","type":"requests"}}',
+                                       {"retry-after": "0.2"})
+            return await Scenario(self.upstream, self.seen, self.writer, "text", 1, self.stream).run()
+        if k == "error-500":
+            return await self.json(500, b'{"error":{"message":"The server had an error","type":"server_error"}}')
+        if k == "error-503":
+            return await self.json(503, b"")
+        if k == "error-html":
+            return await self.json(502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                                   content_type="text/html")
+        if k == "error-401":
+            return await self.json(401, transcript("openai_error_401.json"))
+        if k == "error-400":
+            return await self.json(400, b'{"error":{"message":"Invalid value for temperature","type":'
+                                        b'"invalid_request_error","param":"temperature","code":"invalid_value"}}')
+        if k == "hang-before-headers":
+            return await self.hang()
+        if k == "reset-before-headers":
+            _reset(self.writer)
+            return False
+        if k == "hang-mid-stream":
+            await self.events(sse_events("openai_text.sse")[:2])
+            return await self.hang()
+        if k == "reset-mid-stream":
+            await self.events(sse_events("openai_text.sse")[:2])
+            await asyncio.sleep(0.05)
+            _reset(self.writer)
+            return False
+        if k == "no-done":
+            await self.events(sse_events("openai_text.sse")[:-1])
+            await self.end_chunks()
+            return True
+        if k == "malformed":
+            await self.events(sse_events("openai_text.sse")[:1] + [b"data: {not json\n\n"])
+            await self.end_chunks()
+            return True
+        if k == "html-200":
+            return await self.json(200, b"<html>hello</html>", content_type="text/html")
+        if k in ("slow-drip", "long-stream"):
+            first, *middle = sse_events("openai_text.sse")[:2]
+            body = [first] + middle * (10 if k == "slow-drip" else 400)
+            await self.events(body, delay=0.2 if k == "slow-drip" else 0.02)
+            for event in sse_events("openai_text.sse")[-3:]:
+                await self.chunk(event)
+            await self.end_chunks()
+            return True
+        if k == "slow-json":
+            await asyncio.sleep(30)
+            return await self.json(200, transcript("openai_text.json"))
+        return await self.json(404, b'{"error":{"message":"The model does not exist","type":'
+                                    b'"invalid_request_error","param":"model","code":"model_not_found"}}')
