@@ -104,7 +104,8 @@ class Logs:
             logger.add(sink, level=min_level(level, "INFO"), format=LOG_FORMAT, diagnose=False,
                        backtrace=False, colorize=False)
         logging.basicConfig(handlers=[_Intercept()], level=logging.INFO, force=True)
-        for name in ("sanic.access",):
+        # httpx logs every upstream request at INFO: the request line already says it all
+        for name in ("sanic.access", "httpx", "httpcore"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
     def update_redactor(self, redactor: Redactor) -> None:

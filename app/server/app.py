@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import math
 import re
@@ -73,7 +74,8 @@ class OpenAIErrorHandler(ErrorHandler):
 
     def default(self, request: Request, exception: BaseException) -> HTTPResponse:
         err = as_gateway_error(exception, request)
-        if not isinstance(exception, (GatewayError, sanic_errors.SanicException)):
+        # a cancellation is a client that left (RequestCancelled): nobody will read this
+        if not isinstance(exception, (GatewayError, sanic_errors.SanicException, asyncio.CancelledError)):
             logger.opt(exception=exception).error("unhandled error in a request handler")
         headers: dict[str, str] = {}
         if isinstance(err, UpstreamError):
