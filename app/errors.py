@@ -15,6 +15,7 @@ into this tree at the provider boundary and nowhere else.
     │   ├── MethodNotAllowed          405
     │   ├── PayloadTooLarge           413
     │   └── UnsupportedMediaType      415
+    ├── GatewayStopping               503 (a stop cut the request short)
     ├── ConfigError                   (never sent to a client; exit 78)
     └── UpstreamError                 502 api_error          (the upstream failed)
         ├── UpstreamUnreachable       502 (connect refused, DNS, reset before answer)
@@ -93,6 +94,14 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"
+
+
+class GatewayStopping(GatewayError):
+    """The gateway is stopping and cut a request short."""
+
+    status = 503
+    code = "gateway_stopping"
+    quiet = True
 
 
 class ConfigError(GatewayError):

@@ -73,3 +73,20 @@ def client(gateway: GatewayProcess):
 
     with OpenAI(base_url=gateway.url + "/v1", api_key="not-needed", max_retries=0, timeout=20) as c:
         yield c
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory):
+    """After the whole session: no log, crash file or stderr capture holds a secret."""
+    yield
+    from tests.test_security import TOKEN
+
+    base = tmp_path_factory.getbasetemp()
+    leaks = []
+    for path in base.rglob("*"):
+        if path.is_file() and path.suffix in (".log", ".txt", ".json") or path.name.startswith("gateway.log"):
+            data = path.read_bytes()
+            for secret in (UPSTREAM_KEY, TOKEN):
+                if secret.encode() in data:
+                    leaks.append(f"{path}: {secret[:6]}...")
+    assert not leaks, "secrets found in logs:\n" + "\n".join(leaks)

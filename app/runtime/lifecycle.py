@@ -92,27 +92,49 @@ def watch_stdin(on_stop: Callable[[str], None], on_reload: Callable[[], None]) -
     """
 
     def run() -> None:
-        stream = getattr(sys.stdin, "buffer", sys.stdin)
-        while True:
-            try:
-                line = stream.readline()
-            except (OSError, ValueError):
-                line = b""
-            if not line:
-                on_stop("stdin-eof")
-                return
-            command = (line.decode("utf-8", "replace") if isinstance(line, bytes) else line).strip().lower()
+        for line in _stdin_lines():
+            text = line.decode("utf-8", "replace").strip()
+            command = text.lower()
             if command == "shutdown":
                 on_stop("stdin-shutdown")
                 return
             if command == "reload":
                 on_reload()
             elif command:
-                logger.warning("unknown command on stdin: {!r} (expected shutdown or reload)", command[:40])
+                logger.warning("unknown command on stdin: {!r} (expected shutdown or reload)", text[:60])
+        on_stop("stdin-eof")
 
     thread = threading.Thread(target=run, name="stdin-watch", daemon=True)
     thread.start()
     return thread
+
+
+def _stdin_lines():
+    """Lines from file descriptor 0, read unbuffered.
+
+    `os.read` rather than `sys.stdin`: a daemon thread blocked inside a buffered reader
+    makes the interpreter abort at exit ("could not acquire lock ... at interpreter
+    shutdown"), which would turn every clean stop into a crash."""
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):
+        return  # no stdin at all: as good as end of file
+    pending = b""
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            data = b""
+        if not data:
+            if pending:
+                yield pending
+            return
+        pending += data
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            yield line
+        if len(pending) > 65536:  # nobody sends commands this long; do not buffer forever
+            pending = b""
 
 
 # -- parent -----------------------------------------------------------------------------

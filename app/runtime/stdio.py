@@ -42,12 +42,32 @@ class NullStream(io.TextIOBase):
         raise io.UnsupportedOperation("no file descriptor behind a missing stream")
 
 
+_FDS = {"stdin": 0, "stdout": 1, "stderr": 2}
+
+
+def _reopen(name: str):
+    """A text stream on the standard descriptor if the OS gave us one, else None.
+
+    A windowed interpreter sets the stream to None even when the parent passed a pipe:
+    the supervisor still reads the ready line from that pipe."""
+    fd = _FDS[name]
+    try:
+        os.fstat(fd)
+    except OSError:
+        return None
+    mode = "r" if name == "stdin" else "w"
+    try:
+        return open(fd, mode, encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+    except OSError:
+        return None
+
+
 def harden() -> None:
     """Make the three standard streams safe to use, whatever the process was given."""
     for name in ("stdin", "stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:
-            setattr(sys, name, NullStream())
+            setattr(sys, name, _reopen(name) or NullStream())
             continue
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is None:

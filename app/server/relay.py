@@ -17,7 +17,7 @@ from loguru import logger
 from sanic import Request
 
 from .. import sse
-from ..errors import GatewayError
+from ..errors import GatewayError, GatewayStopping
 from ..routing.router import OpenStream
 from ..wire import error_body
 from .accounting import RequestRecord
@@ -62,7 +62,7 @@ class Heartbeat:
 
 async def relay_stream(request: Request, stream: OpenStream, record: RequestRecord,
                        heartbeat_interval: float, headers: dict[str, str],
-                       redact: Callable[[str], str]) -> None:
+                       redact: Callable[[str], str], stopping: Callable[[], bool]) -> None:
     """Write `stream` to the client as SSE; the stream's first chunk is already in hand."""
     response = await request.respond(
         status=200, content_type="text/event-stream; charset=utf-8", headers={**sse.HEADERS, **headers}
@@ -79,6 +79,14 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
                     record.observe_usage(chunk["usage"])
                 await response.send(sse.event(chunk))
                 heartbeat.wrote()
+        except asyncio.CancelledError:
+            if stopping():  # not the client leaving: tell it why its answer ends here
+                await heartbeat.stop()
+                with contextlib.suppress(Exception):
+                    stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
+                    await response.send(sse.event(error_body(stopped)))
+                    await response.eof()
+            raise
         except GatewayError as exc:
             record.error = exc.message
             await heartbeat.stop()

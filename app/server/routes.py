@@ -104,7 +104,8 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
             stream = await router.open_stream(body)
             record.target, record.attempts = stream.target.label, stream.attempts
             await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
-                               target_headers(stream.target.label), gateway.redact)
+                               target_headers(stream.target.label), gateway.redact,
+                               lambda: gateway.stopping)
             return None
         served = await router.complete(body)
         record.target, record.attempts = served.target.label, served.attempts

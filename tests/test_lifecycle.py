@@ -1,0 +1,303 @@
+"""The supervisor's contract, on real processes: ready/stopping/fatal lines, every stop
+path, exit codes, previous_exit, config reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import free_port
+from tests.gateway import ROOT, GatewayProcess, gateway_command, write_config
+
+
+def pid_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    return True
+        except (FileNotFoundError, ProcessLookupError):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def run_to_exit(args: list[str], tmp: Path, env: dict | None = None, timeout: float = 20):
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("AI_GATEWAY_TOKEN", None) if "AI_GATEWAY_TOKEN" not in (env or {}) else None
+    proc = subprocess.run(gateway_command() + args + ["--log-dir", str(tmp / "logs")], capture_output=True,
+                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL, cwd=ROOT)
+    lines = [orjson.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return proc.returncode, lines, proc.stderr.decode("utf-8", "replace")
+
+
+# -- the ready line ----------------------------------------------------------------------
+
+def test_ready_line_says_everything_a_supervisor_needs(tmp_path):
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as gw:
+        ready = gw.ready
+        assert ready["event"] == "ready" and ready["version"]
+        assert ready["host"] == "127.0.0.1" and ready["port"] > 0
+        assert ready["url"] == f"http://127.0.0.1:{ready['port']}"
+        assert ready["log_dir"] == str(gw.log_dir)
+        assert "previous_exit" in ready
+        assert httpx.get(gw.url + "/health").status_code == 200  # listening when announced
+
+
+def test_stdout_carries_only_json_lines(tmp_path):
+    gw = GatewayProcess(["--port", "0", "--log-level", "debug"], tmp=tmp_path)
+    httpx.post(gw.url + "/v1/chat/completions", json={"model": "echo", "messages": [
+        {"role": "user", "content": "hi"}]})
+    gw.close_stdin()
+    assert gw.wait() == 0
+    time.sleep(0.1)
+    assert len(gw.raw_stdout) == 2
+    assert [orjson.loads(line)["event"] for line in gw.raw_stdout] == ["ready", "stopping"]
+
+
+# -- stop paths ------------------------------------------------------------------------------
+
+def test_stdin_eof_stops_with_exit_0(tmp_path):
+    gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    gw.close_stdin()
+    assert gw.wait_event("stopping")["reason"] == "stdin-eof"
+    assert gw.wait() == 0
+
+
+def test_stdin_shutdown_line_stops(tmp_path):
+    gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    gw.proc.stdin.write(b"shutdown\n")
+    gw.proc.stdin.flush()
+    assert gw.wait_event("stopping")["reason"] == "stdin-shutdown"
+    assert gw.wait() == 0
+    gw.stop()
+
+
+def test_sigterm_stops_with_reason_signal(tmp_path):
+    gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    gw.proc.send_signal(signal.SIGTERM)
+    assert gw.wait_event("stopping")["reason"] == "signal"
+    assert gw.wait() == 0
+    gw.stop()
+
+
+def test_admin_shutdown_answers_then_stops(tmp_path):
+    gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    response = httpx.post(gw.url + "/admin/shutdown", json={})
+    assert response.status_code == 200 and response.json()["status"] == "stopping"
+    assert gw.wait_event("stopping")["reason"] == "shutdown-request"
+    assert gw.wait() == 0
+    gw.stop()
+
+
+def test_parent_death_stops_the_gateway(tmp_path):
+    """An app killed with SIGKILL: its gateway, with --parent-pid, is gone within seconds."""
+    parent = subprocess.Popen([sys.executable, "-m", "tests.helpers.parent", str(tmp_path / "logs")],
+                              stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        ready = orjson.loads(parent.stdout.readline())
+        assert ready["event"] == "ready"
+        parent.kill()
+        parent.wait(5)
+        assert pid_gone(ready["pid"], 5), "the gateway outlived its parent"
+        assert orjson.loads(parent.stdout.readline()) == {"event": "stopping", "reason": "parent-exit"}
+    finally:
+        parent.kill()
+
+
+def test_sigterm_during_a_stream_drains_then_ends_it_honestly(tmp_path, upstream):
+    config = write_config(tmp_path, f"""
+[server]
+drain_seconds = 1
+[providers.up]
+type = "openai"
+base_url = "{upstream.base_url}"
+models = ["*"]
+""")
+    gw = GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path)
+    received: list[str] = []
+    first = threading.Event()
+
+    def consume():
+        body = {"model": "long-stream:sigterm", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, timeout=30) as response:
+            for text in response.iter_text():  # raises if the stream is not ended properly
+                received.append(text)
+                first.set()
+        received.append("<clean end>")
+
+    reader = threading.Thread(target=consume)
+    reader.start()
+    assert first.wait(5)
+    started = time.monotonic()
+    gw.proc.send_signal(signal.SIGTERM)
+    assert gw.wait_event("stopping")["reason"] == "signal"
+    assert gw.wait(10) == 0
+    assert time.monotonic() - started < 6
+    reader.join(5)
+    text = "".join(received)
+    assert "data: [DONE]" not in text
+    assert '"code":"gateway_stopping"' in text
+    assert text.endswith("<clean end>")
+    seen = upstream.requests_for("long-stream:sigterm")[-1]
+    assert seen.peer_closed.wait(2)
+
+
+# -- failures before ready: fatal line and exit code ------------------------------------------
+
+@pytest.mark.parametrize("args", [["--bogus"], ["--port", "abc"], ["--port", "70000"], ["--parent-pid", "x"]])
+def test_bad_command_line_is_64(tmp_path, args):
+    code, lines, stderr = run_to_exit(args, tmp_path)
+    assert code == 64
+    assert lines and lines[-1]["event"] == "fatal" and lines[-1]["code"] == 64
+    assert "usage" in stderr
+
+
+def test_invalid_config_is_78_naming_key_and_line(tmp_path):
+    config = write_config(tmp_path, '[server]\nport = "eighty"\n')
+    code, lines, _ = run_to_exit(["--config", str(config)], tmp_path)
+    assert code == 78
+    fatal = lines[-1]
+    assert fatal["event"] == "fatal" and fatal["code"] == 78
+    assert "server.port" in fatal["error"] and "line 2" in fatal["error"]
+
+
+def test_missing_config_file_is_78(tmp_path):
+    code, lines, _ = run_to_exit(["--config", str(tmp_path / "nope.toml")], tmp_path)
+    assert code == 78 and "not found" in lines[-1]["error"]
+
+
+def test_port_in_use_is_75(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, lines, _ = run_to_exit(["--port", str(port)], tmp_path)
+    assert code == 75
+    assert lines[-1]["event"] == "fatal" and lines[-1]["code"] == 75
+
+
+def test_non_loopback_host_without_token_is_78(tmp_path):
+    code, lines, _ = run_to_exit(["--host", "0.0.0.0", "--port", "0"], tmp_path)
+    assert code == 78 and "AI_GATEWAY_TOKEN" in lines[-1]["error"]
+
+
+def test_non_loopback_host_with_token_starts(tmp_path):
+    with GatewayProcess(["--host", "0.0.0.0", "--port", "0"], tmp=tmp_path,
+                        env={"AI_GATEWAY_TOKEN": "tok-test-123456"}) as gw:
+        assert gw.ready["host"] == "0.0.0.0"
+
+
+def test_version(tmp_path):
+    proc = subprocess.run(gateway_command() + ["--version"], capture_output=True, cwd=ROOT, timeout=20)
+    assert proc.returncode == 0 and proc.stdout.decode().strip() == "0.1.0"
+
+
+def test_check_config(tmp_path):
+    good = write_config(tmp_path, '[providers.e]\ntype = "echo"\n[aliases]\nfast = ["e/echo"]\n')
+    proc = subprocess.run(gateway_command() + ["check-config", "--config", str(good)], capture_output=True,
+                          cwd=ROOT, timeout=20)
+    assert proc.returncode == 0 and b"alias fast" in proc.stdout
+    bad = write_config(tmp_path, '[providers.e]\ntype = "warp"\n')
+    proc = subprocess.run(gateway_command() + ["check-config", "--config", str(bad)], capture_output=True,
+                          cwd=ROOT, timeout=20)
+    assert proc.returncode == 78 and b"providers.e.type" in proc.stderr
+
+
+# -- previous_exit ---------------------------------------------------------------------------
+
+def test_previous_exit_is_null_after_a_clean_stop_and_unclean_after_sigkill(tmp_path):
+    first = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    first.stop()
+    second = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    assert second.ready["previous_exit"] is None
+    second.proc.kill()
+    second.proc.wait(5)
+    third = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    previous = third.ready["previous_exit"]
+    assert previous["reason"] == "unclean" and previous["pid"] == second.pid
+    third.stop()
+    last = orjson.loads((tmp_path / "logs" / "last-exit.json").read_bytes())
+    assert last["code"] == 0 and last["reason"] == "stdin-eof"
+
+
+def test_previous_exit_reports_a_failed_start(tmp_path):
+    config = write_config(tmp_path, "[server]\nport = -1\n")
+    code, _, _ = run_to_exit(["--config", str(config)], tmp_path)
+    assert code == 78
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as gw:
+        assert gw.ready["previous_exit"]["code"] == 78
+        assert gw.ready["previous_exit"]["reason"] == "invalid-config"
+
+
+# -- reload ----------------------------------------------------------------------------------
+
+RELOAD_BASE = '[providers.echo]\ntype = "echo"\n'
+
+
+def models(gw) -> set[str]:
+    return {m["id"] for m in httpx.get(gw.url + "/v1/models").json()["data"]}
+
+
+def test_reload_over_http_and_refusal_keeps_the_old_config(tmp_path):
+    config = write_config(tmp_path, RELOAD_BASE)
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        assert "later" not in models(gw)
+        config.write_text(RELOAD_BASE + '[aliases]\nlater = ["echo"]\n')
+        response = httpx.post(gw.url + "/admin/reload", json={})
+        assert response.status_code == 200, response.text
+        assert "later" in models(gw)
+        config.write_text(RELOAD_BASE + "[aliases]\nlater = 5\n")
+        refused = httpx.post(gw.url + "/admin/reload", json={})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["code"] == "invalid_config"
+        assert "aliases.later" in refused.json()["error"]["message"]
+        assert "later" in models(gw)
+
+
+@pytest.mark.parametrize("how", ["stdin", "sighup"])
+def test_reload_from_stdin_and_sighup(tmp_path, how):
+    config = write_config(tmp_path, RELOAD_BASE)
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        config.write_text(RELOAD_BASE + '[aliases]\nviahow = ["echo"]\n')
+        if how == "stdin":
+            gw.proc.stdin.write(b"reload\n")
+            gw.proc.stdin.flush()
+        else:
+            gw.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while "viahow" not in models(gw) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "viahow" in models(gw)
+
+
+def test_requests_in_flight_finish_on_the_old_config(tmp_path, upstream):
+    config = write_config(tmp_path, f"""
+[providers.up]
+type = "openai"
+base_url = "{upstream.base_url}"
+models = ["*"]
+""")
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        body = {"model": "slow-drip:reload", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+        with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, timeout=30) as response:
+            chunks = response.iter_text()
+            next(chunks)
+            config.write_text(RELOAD_BASE)
+            assert httpx.post(gw.url + "/admin/reload", json={}).status_code == 200
+            rest = "".join(chunks)
+        assert rest.endswith("data: [DONE]\n\n")
+        assert "slow-drip:reload" not in models(gw)
+        missing = httpx.post(gw.url + "/v1/chat/completions", json={**body, "stream": False})
+        assert missing.status_code == 404

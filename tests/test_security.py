@@ -1,0 +1,144 @@
+"""CONTRACT section 7, from both sides: what is refused and what is let through."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import UPSTREAM_KEY
+from tests.gateway import GatewayProcess, write_config
+
+TOKEN = "gw-token-Zx81-secret-value"
+CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory, upstream):
+    tmp = tmp_path_factory.mktemp("guarded")
+    config = write_config(tmp, f"""
+[server]
+cors_origins = ["http://localhost:1420"]
+allowed_hosts = ["myapp.internal"]
+
+[providers.echo]
+type = "echo"
+
+[providers.up]
+type = "openai"
+base_url = "{upstream.base_url}"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["*"]
+""")
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
+                        env={"AI_GATEWAY_TOKEN": TOKEN, "UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
+        yield gw
+
+
+def auth(token: str = TOKEN) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
+# -- token -----------------------------------------------------------------------------------
+
+def test_sdk_with_the_token_is_served(guarded):
+    with openai.OpenAI(base_url=guarded.url + "/v1", api_key=TOKEN, max_retries=0) as client:
+        assert client.chat.completions.create(**CHAT).choices[0].message.content == "hi"
+
+
+@pytest.mark.parametrize("key", ["wrong-token", TOKEN[:-1], TOKEN + "x"])
+def test_sdk_with_a_wrong_token_gets_401(guarded, key):
+    with openai.OpenAI(base_url=guarded.url + "/v1", api_key=key, max_retries=0) as client:
+        with pytest.raises(openai.AuthenticationError) as info:
+            client.chat.completions.create(**CHAT)
+    assert TOKEN not in info.value.response.text
+
+
+@pytest.mark.parametrize("path, method", [("/health", "GET"), ("/v1/models", "GET"),
+                                          ("/v1/chat/completions", "POST"), ("/admin/reload", "POST"),
+                                          ("/admin/shutdown", "POST")])
+def test_every_route_needs_the_token(guarded, path, method):
+    response = httpx.request(method, guarded.url + path, json={})
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+
+
+def test_token_scheme_must_be_bearer(guarded):
+    response = httpx.get(guarded.url + "/health", headers={"authorization": f"Basic {TOKEN}"})
+    assert response.status_code == 401
+
+
+# -- Host (DNS rebinding) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("host, status", [
+    ("127.0.0.1", 200), ("localhost", 200), ("LOCALHOST:1", 200), ("[::1]:8765", 200),
+    ("myapp.internal", 200), ("evil.example", 403), ("evil.example:8765", 403),
+    ("127.0.0.1.evil.example", 403), ("10.0.0.1", 403),
+])
+def test_host_header_must_be_loopback_or_configured(guarded, host, status):
+    response = httpx.get(guarded.url + "/health", headers={**auth(), "host": host})
+    assert response.status_code == status
+    if status == 403:
+        assert response.json()["error"]["code"] == "host_not_allowed"
+
+
+# -- Origin and CORS -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("origin", ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost",
+                                    "http://localhost:1420"])
+def test_allowed_origins_get_cors_headers(guarded, origin):
+    response = httpx.post(guarded.url + "/v1/chat/completions", json=CHAT, headers={**auth(), "origin": origin})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == origin
+    assert "x-request-id" in response.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://localhost:1421", "tauri://evil"])
+def test_other_origins_are_refused(guarded, origin):
+    response = httpx.post(guarded.url + "/v1/chat/completions", json=CHAT, headers={**auth(), "origin": origin})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "origin_not_allowed"
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_preflight_from_tauri_allows_sdk_headers_without_a_token(guarded):
+    response = httpx.options(guarded.url + "/v1/chat/completions", headers={
+        "origin": "tauri://localhost",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, x-request-id, x-stainless-os, "
+                                          "x-stainless-retry-count",
+    })
+    assert response.status_code == 204
+    assert response.headers["access-control-allow-origin"] == "tauri://localhost"
+    allowed = response.headers["access-control-allow-headers"]
+    for header in ("authorization", "content-type", "x-request-id", "x-stainless-os", "x-stainless-retry-count"):
+        assert header in allowed
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+
+def test_preflight_refuses_other_origins_and_headers(guarded):
+    evil = httpx.options(guarded.url + "/v1/chat/completions", headers={
+        "origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert evil.status_code == 403
+    odd_header = httpx.options(guarded.url + "/v1/chat/completions", headers={
+        "origin": "tauri://localhost", "access-control-request-method": "POST",
+        "access-control-request-headers": "x-custom-thing"})
+    assert odd_header.status_code == 403
+
+
+# -- secrets never leave -----------------------------------------------------------------------
+
+def test_upstream_key_echoed_by_the_upstream_is_masked(guarded):
+    response = httpx.post(guarded.url + "/v1/chat/completions", headers=auth(),
+                          json={**CHAT, "model": "error-401"})
+    assert response.status_code == 401
+    assert UPSTREAM_KEY not in response.text and "[REDACTED]" in response.text
+
+
+def test_key_like_strings_are_masked_in_responses_and_logs(guarded):
+    leaky = "sk-proj-LeakyLeakyLeaky1234"
+    response = httpx.post(guarded.url + "/v1/chat/completions", headers=auth(),
+                          json={**CHAT, "model": leaky})
+    assert response.status_code == 200 or leaky not in response.text
+    line = guarded.log_line_for(response.headers["x-request-id"])
+    assert leaky not in line and "[REDACTED]" in line
