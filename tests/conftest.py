@@ -25,7 +25,7 @@ def upstream() -> Upstream:
     server.stop()
 
 
-def main_config(upstream_url: str, dead_port: int) -> str:
+def main_config(upstream_url: str, upstream_root: str, dead_port: int) -> str:
     return f"""
 [server]
 max_body_mb = 1
@@ -48,6 +48,12 @@ base_url = "{upstream_url}"
 api_key = "${{UPSTREAM_KEY}}"
 models = ["gpt-4o-mini", "text-embedding-3-small"]
 
+[providers.claude]
+type = "anthropic"
+base_url = "{upstream_root}"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["claude-*"]
+
 [providers.dead]
 type = "openai"
 base_url = "http://127.0.0.1:{dead_port}/v1"
@@ -61,7 +67,7 @@ fast = ["up/text", "echo"]
 @pytest.fixture(scope="session")
 def gateway(upstream: Upstream, tmp_path_factory) -> GatewayProcess:
     tmp: Path = tmp_path_factory.mktemp("gateway")
-    config = write_config(tmp, main_config(upstream.base_url, free_port()))
+    config = write_config(tmp, main_config(upstream.base_url, upstream.root_url, free_port()))
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
                         env={"UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
         yield gw

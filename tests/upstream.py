@@ -82,6 +82,10 @@ class Upstream:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
     def requests_for(self, key: str) -> list[Seen]:
         return [s for s in self.seen if s.model == key]
 
@@ -197,6 +201,8 @@ class Scenario:
 
     async def run(self) -> bool:
         k = self.key
+        if self.seen.path.endswith("/v1/messages"):
+            return await self.anthropic()
         if self.seen.path.endswith("/embeddings"):
             return await self.json(200, transcript("openai_embeddings.json"))
         if k in ("text", "tools"):
@@ -266,3 +272,26 @@ class Scenario:
             return await self.json(200, transcript("openai_text.json"))
         return await self.json(404, b'{"error":{"message":"The model does not exist","type":'
                                     b'"invalid_request_error","param":"model","code":"model_not_found"}}')
+
+    async def anthropic(self) -> bool:
+        """Anthropic's Messages API, from recorded transcripts."""
+        k = self.key
+        if k in ("text", "tools"):
+            if not self.stream:
+                return await self.json(200, transcript(f"anthropic_{k}.json"))
+            await self.events(sse_events(f"anthropic_{k}.sse"))
+            await self.end_chunks()
+            return True
+        if k == "error-midstream":
+            await self.events(sse_events("anthropic_error_midstream.sse"))
+            await self.end_chunks()
+            return True
+        if k == "overloaded":
+            return await self.json(529, transcript("anthropic_overloaded.json"))
+        if k == "rate-limit":
+            return await self.json(429, b'{"type":"error","error":{"type":"rate_limit_error","message":'
+                                        b'"Number of requests has exceeded your rate limit"}}', {"retry-after": "7"})
+        if k == "bad-request":
+            return await self.json(400, b'{"type":"error","error":{"type":"invalid_request_error","message":'
+                                        b'"messages: roles must alternate"}}')
+        return await self.json(404, b'{"type":"error","error":{"type":"not_found_error","message":"model: x"}}')

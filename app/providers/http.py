@@ -1,10 +1,18 @@
-"""The one shared HTTP client for every HTTP provider."""
+"""The one shared HTTP client for every HTTP provider, and the I/O they all do with it."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
 import httpx
+import orjson
+from httpx_sse import EventSource, SSEError
 
 from ..config import Timeouts
+from ..errors import UpstreamProtocolError
+from .base import decode_json_body, error_from_response, translate_http_errors
 
 # Local upstreams (Ollama, LM Studio, a test server) must never go through a system proxy:
 # httpx honours the proxy settings of the OS but not their bypass list.
@@ -26,3 +34,55 @@ def new_client(timeouts: Timeouts) -> httpx.AsyncClient:
         mounts=_DIRECT,
         headers={"user-agent": "ai-gateway"},
     )
+
+
+@contextlib.asynccontextmanager
+async def open_stream(client: httpx.AsyncClient, request: httpx.Request, provider: str
+                      ) -> AsyncIterator[httpx.Response]:
+    """Send a streamed request; an error status becomes our error; always closes the response.
+
+    Leaving the block on cancellation closes the upstream connection at once."""
+    with translate_http_errors(provider):
+        response = await client.send(request, stream=True)
+    try:
+        if response.status_code >= 300:
+            with translate_http_errors(provider):
+                content = await response.aread()
+            raise error_from_response(provider, response.status_code, response.headers, content)
+        yield response
+    finally:
+        await response.aclose()
+
+
+async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, Any]]:
+    """(event name, decoded JSON) for each non-empty SSE event; `[DONE]` comes as ("done", None)."""
+    with translate_http_errors(provider):
+        try:
+            async for sse in EventSource(response).aiter_sse():
+                if not sse.data:
+                    continue
+                if sse.data == "[DONE]":
+                    yield "done", None
+                    continue
+                try:
+                    data = orjson.loads(sse.data)
+                except orjson.JSONDecodeError:
+                    raise UpstreamProtocolError(f"upstream '{provider}' sent a malformed stream event") from None
+                if not isinstance(data, dict):
+                    raise UpstreamProtocolError(f"upstream '{provider}' sent a stream event that is not an object")
+                yield sse.event, data
+        except SSEError as exc:
+            raise UpstreamProtocolError(f"upstream '{provider}' did not answer with a stream: {exc}") from None
+
+
+async def post_json(client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str],
+                    provider: str) -> dict[str, Any]:
+    """POST and return the JSON object of a successful answer."""
+    with translate_http_errors(provider):
+        response = await client.post(url, content=content, headers=headers)
+    if response.status_code >= 300:
+        raise error_from_response(provider, response.status_code, response.headers, response.content)
+    data = decode_json_body(provider, response.content)
+    if not isinstance(data, dict):
+        raise UpstreamProtocolError(f"upstream '{provider}' answered with JSON that is not an object")
+    return data

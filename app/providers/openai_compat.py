@@ -11,12 +11,12 @@ from typing import Any
 
 import httpx
 import orjson
-from httpx_sse import EventSource, SSEError
 
 from ..config import ProviderSettings
 from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..wire import Chunk, Completion
-from .base import Provider, decode_json_body, error_from_response, translate_http_errors
+from .base import Provider, decode_json_body, translate_http_errors
+from .http import iter_events, open_stream, post_json
 
 
 class OpenAICompatProvider(Provider):
@@ -44,73 +44,46 @@ class OpenAICompatProvider(Provider):
         return orjson.dumps(out)
 
     # -- I/O -----------------------------------------------------------------------------
-    async def _post_json(self, path: str, content: bytes) -> Any:
-        with translate_http_errors(self.name):
-            response = await self.client.post(self.base_url + path, content=content, headers=self.headers)
-        if response.status_code >= 300:
-            raise error_from_response(self.name, response.status_code, response.headers, response.content)
-        data = decode_json_body(self.name, response.content)
-        if not isinstance(data, dict):
-            raise UpstreamProtocolError(f"upstream '{self.name}' answered with JSON that is not an object")
-        return data
-
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
-        return await self._post_json("/chat/completions", self.request_body(body, model, stream=False))
+        return await post_json(self.client, self.base_url + "/chat/completions",
+                               self.request_body(body, model, stream=False), self.headers, self.name)
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         out = dict(body)
         out["model"] = model
-        return await self._post_json("/embeddings", orjson.dumps(out))
+        return await post_json(self.client, self.base_url + "/embeddings", orjson.dumps(out),
+                               self.headers, self.name)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
         request = self.client.build_request(
             "POST", self.base_url + "/chat/completions",
             content=self.request_body(body, model, stream=True), headers=self.headers,
         )
-        with translate_http_errors(self.name):
-            response = await self.client.send(request, stream=True)
-        try:
-            if response.status_code >= 300:
-                with translate_http_errors(self.name):
-                    content = await response.aread()
-                raise error_from_response(self.name, response.status_code, response.headers, content)
-            content_type = response.headers.get("content-type", "")
-            if content_type.startswith("application/json"):
+        async with open_stream(self.client, request, self.name) as response:
+            if response.headers.get("content-type", "").startswith("application/json"):
                 # some servers ignore `stream` and answer at once; replay it as chunks
                 with translate_http_errors(self.name):
                     content = await response.aread()
                 for chunk in completion_as_chunks(decode_json_body(self.name, content)):
                     yield chunk
                 return
-            with translate_http_errors(self.name):
-                try:
-                    async for sse in EventSource(response).aiter_sse():
-                        if sse.data == "[DONE]":
-                            return
-                        if not sse.data:
-                            continue
-                        yield self._decode_chunk(sse.event, sse.data)
-                except SSEError as exc:
-                    raise UpstreamProtocolError(f"upstream '{self.name}' did not answer with a stream: {exc}") from None
-            raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before [DONE]")
-        finally:
-            await response.aclose()
+            async for event, chunk in iter_events(response, self.name):
+                if chunk is None:  # [DONE]: the only normal end
+                    return
+                check_in_band_error(self.name, event, chunk)
+                yield chunk
+        raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before [DONE]")
 
-    def _decode_chunk(self, event: str, data: str) -> Chunk:
-        try:
-            chunk = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            raise UpstreamProtocolError(f"upstream '{self.name}' sent a malformed stream event") from None
-        if not isinstance(chunk, dict):
-            raise UpstreamProtocolError(f"upstream '{self.name}' sent a stream event that is not an object")
-        error = chunk.get("error")
-        if error or event == "error":
-            detail = error if isinstance(error, dict) else {"message": str(error or data)}
-            raise UpstreamStatusError(
-                f"upstream '{self.name}' failed mid-stream: {detail.get('message') or 'unknown error'}",
-                status=502, code=str(detail.get("code") or "upstream_error"),
-            )
-        return chunk
+
+def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
+    """OpenAI-compatible servers report a failure mid-stream as an event with `error`."""
+    error = chunk.get("error")
+    if error or event == "error":
+        detail = error if isinstance(error, dict) else {"message": str(error or "unknown error")}
+        raise UpstreamStatusError(
+            f"upstream '{provider}' failed mid-stream: {detail.get('message') or 'unknown error'}",
+            status=502, code=str(detail.get("code") or "upstream_error"),
+        )
 
 
 def completion_as_chunks(completion: Any) -> list[Chunk]:

@@ -20,6 +20,7 @@ from sanic import Sanic
 from .. import __version__
 from ..config import Config, find_config_path, load_config
 from ..errors import ConfigError
+from ..providers.anthropic import AnthropicProvider
 from ..providers.base import Provider
 from ..providers.echo import EchoProvider
 from ..providers.http import new_client
@@ -59,6 +60,8 @@ def build_providers(config: Config, client) -> dict[str, Provider]:
     for settings in config.providers:
         if settings.type == "openai":
             providers[settings.name] = OpenAICompatProvider(settings, client)
+        elif settings.type == "anthropic":
+            providers[settings.name] = AnthropicProvider(settings, client)
         elif settings.type == "echo":
             providers[settings.name] = EchoProvider(settings)
         else:
