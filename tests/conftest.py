@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ def upstream() -> Upstream:
 
 
 def main_config(upstream_url: str, upstream_root: str, dead_port: int) -> str:
+    python = sys.executable.replace("\\", "/")
+    fake_model = str(Path(__file__).parent / "helpers" / "fake_model.py").replace("\\", "/")
     return f"""
 [server]
 max_body_mb = 1
@@ -53,6 +56,18 @@ type = "anthropic"
 base_url = "{upstream_root}"
 api_key = "${{UPSTREAM_KEY}}"
 models = ["claude-*"]
+
+[providers.local]
+type = "process"
+command = ["{python}", "{fake_model}"]
+models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "flood", "hang", "silent-exit"]
+max_concurrency = 8
+
+[providers.localj]
+type = "process"
+command = ["{python}", "{fake_model}"]
+output = "jsonl"
+models = ["jsonl", "jsonl-error"]
 
 [providers.dead]
 type = "openai"

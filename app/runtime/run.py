@@ -25,6 +25,7 @@ from ..providers.base import Provider
 from ..providers.echo import EchoProvider
 from ..providers.http import new_client
 from ..providers.openai_compat import OpenAICompatProvider
+from ..providers.process import ProcessProvider
 from ..redact import Redactor, redactor_for
 from ..routing.policy import Cooldowns, RetryPolicy
 from ..routing.router import Router
@@ -62,11 +63,10 @@ def build_providers(config: Config, client) -> dict[str, Provider]:
             providers[settings.name] = OpenAICompatProvider(settings, client)
         elif settings.type == "anthropic":
             providers[settings.name] = AnthropicProvider(settings, client)
-        elif settings.type == "echo":
-            providers[settings.name] = EchoProvider(settings)
+        elif settings.type == "process":
+            providers[settings.name] = ProcessProvider(settings)
         else:
-            raise ConfigError(f"provider type '{settings.type}' is not available in this build",
-                              key=f"providers.{settings.name}.type")
+            providers[settings.name] = EchoProvider(settings)
     return providers
 
 

@@ -1,0 +1,263 @@
+"""A local program as a model: one process per request, no shell.
+
+Protocol (documented in the README): the gateway writes the OpenAI request JSON to the
+program's stdin and closes it. The program answers on stdout:
+- `output = "text"`: every piece of stdout is content, as it comes;
+- `output = "jsonl"`: one JSON object per line: an OpenAI chunk (with `choices`), or
+  `{"delta": "text"}`, optionally with `"finish_reason"`, or `{"error": "message"}`.
+Exit code 0 ends the answer; any other code is an error. stderr goes to the log. The
+whole process tree is killed when the client leaves, on timeout and at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import enum
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from loguru import logger
+
+from .. import wire
+from ..config import ProviderSettings
+from ..errors import UpstreamProtocolError, UpstreamStatusError, UpstreamUnreachable
+from ..wire import Chunk, Completion
+from .base import Provider
+
+READ_SIZE = 64 * 1024
+LINE_LIMIT = 4 * 1024 * 1024
+#: a non-streamed answer longer than this is refused rather than held in memory
+MAX_COMPLETE_CHARS = 16 * 1024 * 1024
+CREATE_NO_WINDOW = 0x08000000
+
+
+class RunState(enum.Enum):
+    RUNNING = "running"   # spawned; its output is being read
+    EXITED = "exited"     # it ended by itself and was reaped
+    KILLED = "killed"     # we ended it (client gone, timeout, shutdown), tree and all
+
+
+class ProgramRun:
+    """One run of the program: spawn, feed, read, and always end."""
+
+    def __init__(self, provider: str, process: asyncio.subprocess.Process):
+        self.provider = provider
+        self.process = process
+        self.state = RunState.RUNNING
+        self.stderr_tail: deque[str] = deque(maxlen=5)
+        self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(), name="process-stderr")
+
+    @classmethod
+    async def start(cls, provider: str, command: tuple[str, ...], request: bytes) -> ProgramRun:
+        if sys.platform == "win32":
+            # no console window flashes, and the group lets taskkill end the whole tree
+            options: dict[str, Any] = {"creationflags": CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP}
+        else:
+            options = {"start_new_session": True}  # its own process group: killpg ends the tree
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, **options,
+            )
+        except OSError as exc:
+            err = UpstreamUnreachable(f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}")
+            err.retryable = False
+            raise err from None
+        run = cls(provider, process)
+        try:
+            process.stdin.write(request)
+            await process.stdin.drain()
+            process.stdin.close()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a program that ignores its input may close stdin early
+        except BaseException:
+            await run.kill()
+            raise
+        return run
+
+    async def _drain_stderr(self) -> None:
+        stream = self.process.stderr
+        while True:
+            try:
+                line = await stream.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                continue  # an over-long line: skip it
+            if not line:
+                return
+            text = line.decode("utf-8", "replace").rstrip()
+            if text:
+                self.stderr_tail.append(text[:300])
+                logger.bind(provider=self.provider).info("{} stderr: {}", self.provider, text[:500])
+
+    async def read(self) -> bytes:
+        return await self.process.stdout.read(READ_SIZE)
+
+    async def readline(self) -> bytes:
+        try:
+            return await self.process.stdout.readline()
+        except (ValueError, asyncio.LimitOverrunError):
+            raise UpstreamProtocolError(f"provider '{self.provider}' wrote a line over {LINE_LIMIT} bytes") from None
+
+    async def finish(self) -> None:
+        """After end of output: wait for the exit; a non-zero code is an error."""
+        code = await self.process.wait()
+        self.state = RunState.EXITED
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._stderr_task), 1)
+        if code != 0:
+            detail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
+            err = UpstreamStatusError(f"provider '{self.provider}': the program exited with code {code}{detail}",
+                                      status=502, code="process_failed")
+            err.retryable = False
+            raise err
+
+    async def kill(self) -> None:
+        """End the program and everything it started; idempotent."""
+        if self.state is RunState.RUNNING and self.process.returncode is None:
+            self.state = RunState.KILLED
+            pid = self.process.pid
+            if sys.platform == "win32":
+                with contextlib.suppress(OSError):
+                    killer = await asyncio.create_subprocess_exec(
+                        "taskkill", "/T", "/F", "/PID", str(pid), stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL, creationflags=CREATE_NO_WINDOW)
+                    await killer.wait()
+            else:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
+        if self.state is RunState.KILLED:
+            # the group may outlive its leader: kill it again once the leader is gone
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 5)
+            if sys.platform != "win32":
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+        self._stderr_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._stderr_task
+
+
+class ProcessProvider(Provider):
+    def __init__(self, settings: ProviderSettings):
+        super().__init__(settings)
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._runs: set[ProgramRun] = set()
+
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+        request = orjson.dumps({**body, "model": model})
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        async with self._slots:
+            run = await ProgramRun.start(self.name, self.settings.command, request)
+            self._runs.add(run)
+            try:
+                chunks = self._jsonl(run, model) if self.settings.output == "jsonl" else self._text(run, model)
+                async for chunk in _with_role_and_finish(chunks, model, include_usage):
+                    yield chunk
+            finally:
+                self._runs.discard(run)
+                await run.kill()
+
+    async def _text(self, run: ProgramRun, model: str) -> AsyncIterator[Chunk]:
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # pieces may split a character
+        cid, created = wire.new_completion_id(), int(time.time())
+        while True:
+            data = await run.read()
+            text = decoder.decode(data, final=not data)
+            if text:
+                yield wire.chunk(cid, model, created, delta={"content": text})
+            if not data:
+                await run.finish()  # the exit code decides before any finish_reason goes out
+                return
+
+    async def _jsonl(self, run: ProgramRun, model: str) -> AsyncIterator[Chunk]:
+        cid, created = wire.new_completion_id(), int(time.time())
+        while True:
+            line = await run.readline()
+            if not line:
+                await run.finish()
+                return
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                raise UpstreamProtocolError(f"provider '{self.name}' wrote a line that is not JSON") from None
+            if not isinstance(item, dict):
+                raise UpstreamProtocolError(f"provider '{self.name}' wrote JSON that is not an object")
+            if item.get("error"):
+                error = item["error"]
+                message = error.get("message") if isinstance(error, dict) else str(error)
+                err = UpstreamStatusError(f"provider '{self.name}': {message}", status=502, code="process_error")
+                err.retryable = False
+                raise err
+            if isinstance(item.get("choices"), list):
+                item.setdefault("id", cid)
+                item.setdefault("object", "chat.completion.chunk")
+                item.setdefault("created", created)
+                item.setdefault("model", model)
+                yield item
+            elif isinstance(item.get("delta"), str) or item.get("finish_reason"):
+                delta = {"content": item["delta"]} if isinstance(item.get("delta"), str) else {}
+                yield wire.chunk(cid, model, created, delta=delta, finish_reason=item.get("finish_reason"))
+            else:
+                raise UpstreamProtocolError(f"provider '{self.name}' wrote an object with neither "
+                                            "'choices', 'delta' nor 'error'")
+
+    async def complete(self, body: dict[str, Any], model: str) -> Completion:
+        parts: list[str] = []
+        size, finish, usage, calls = 0, "stop", None, None
+        async for chunk in self.stream({**body, "stream": True}, model):
+            usage = chunk.get("usage") or usage
+            for choice in chunk.get("choices", []):
+                delta = choice.get("delta") or {}
+                if isinstance(delta.get("content"), str):
+                    parts.append(delta["content"])
+                    size += len(delta["content"])
+                calls = delta.get("tool_calls") or calls
+                finish = choice.get("finish_reason") or finish
+            if size > MAX_COMPLETE_CHARS:
+                raise UpstreamProtocolError(f"provider '{self.name}' wrote more than {MAX_COMPLETE_CHARS} "
+                                            "characters; ask for a stream")
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
+        if calls:
+            message["tool_calls"] = calls
+        return wire.completion(wire.new_completion_id(), model, message, finish, usage)
+
+    async def aclose(self) -> None:
+        for run in list(self._runs):
+            await run.kill()
+
+
+async def _with_role_and_finish(chunks: AsyncIterator[Chunk], model: str, include_usage: bool
+                                ) -> AsyncIterator[Chunk]:
+    """Frames a program's output as OpenAI does: the role first, a finish_reason last."""
+    cid, created = wire.new_completion_id(), int(time.time())
+    started = finished = False
+    usage = None
+    async for chunk in chunks:
+        if not started:
+            started = True
+            if not any("role" in (c.get("delta") or {}) for c in chunk.get("choices", [])):
+                yield wire.chunk(cid, model, created, delta={"role": "assistant", "content": ""})
+        usage = chunk.get("usage") or usage
+        finished = finished or any(c.get("finish_reason") for c in chunk.get("choices", []))
+        if chunk.get("choices") or not include_usage:
+            yield chunk
+    if not started:
+        yield wire.chunk(cid, model, created, delta={"role": "assistant", "content": ""})
+    if not finished:
+        yield wire.chunk(cid, model, created, finish_reason="stop")
+    if include_usage and usage:
+        yield wire.usage_chunk(cid, model, created, usage)
