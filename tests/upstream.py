@@ -86,6 +86,10 @@ class Upstream:
     def root_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def close_listener(self) -> None:
+        """Refuse new connections from now on (called on the server's own loop)."""
+        self._server.close()
+
     def requests_for(self, key: str) -> list[Seen]:
         return [s for s in self.seen if s.model == key]
 
@@ -224,6 +228,15 @@ class Scenario:
                 return await self.json(429, b'{"error":{"message":"slow down","type":"requests"}}',
                                        {"retry-after": "0.2"})
             return await Scenario(self.upstream, self.seen, self.writer, "text", 1, self.stream).run()
+        if k == "503-then-close":
+            # answer 503, then stop listening: the retry finds the connection refused
+            self.upstream.close_listener()
+            await self.head(503, "application/json", {"connection": "close"}, length=2)
+            self.writer.write(b"{}")
+            await self.writer.drain()
+            return False
+        if k == "429-slow":
+            return await self.json(429, b'{"error":{"message":"slow down"}}', {"retry-after": "2"})
         if k == "error-500":
             return await self.json(500, b'{"error":{"message":"The server had an error","type":"server_error"}}')
         if k == "error-503":
