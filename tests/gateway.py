@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import queue
 import shlex
-import signal
 import subprocess
 import sys
 import threading
@@ -112,6 +111,7 @@ class GatewayProcess:
         raise AssertionError(f"no log line for request {request_id}")
 
     def fd_count(self) -> int:
+        """Open file descriptors of the gateway (Linux: /proc; elsewhere the test skips)."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
     # -- stopping ------------------------------------------------------------------------
@@ -128,7 +128,7 @@ class GatewayProcess:
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.send_signal(signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait(5)
         self._stderr.close()
         return self.proc.returncode
@@ -144,3 +144,16 @@ def write_config(tmp: Path, text: str) -> Path:
     path = tmp / f"config-{time.monotonic_ns()}.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def pid_gone(pid: int, timeout: float) -> bool:
+    """Whether process `pid` ends (or is a zombie) within `timeout` seconds."""
+    from app.runtime.lifecycle import process_alive
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not process_alive(pid):
+            return True
+        time.sleep(0.05)
+    return False
+

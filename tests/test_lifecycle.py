@@ -17,20 +17,7 @@ import orjson
 import pytest
 
 from tests.conftest import free_port
-from tests.gateway import ROOT, GatewayProcess, gateway_command, write_config
-
-
-def pid_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    return True
-        except (FileNotFoundError, ProcessLookupError):
-            return True
-        time.sleep(0.05)
-    return False
+from tests.gateway import ROOT, GatewayProcess, gateway_command, pid_gone, write_config
 
 
 def run_to_exit(args: list[str], tmp: Path, env: dict | None = None, timeout: float = 20):
@@ -266,7 +253,8 @@ def test_reload_over_http_and_refusal_keeps_the_old_config(tmp_path):
         assert "later" in models(gw)
 
 
-@pytest.mark.parametrize("how", ["stdin", "sighup"])
+@pytest.mark.parametrize("how", ["stdin", pytest.param("sighup", marks=pytest.mark.skipif(
+    sys.platform == "win32", reason="no SIGHUP on Windows"))])
 def test_reload_from_stdin_and_sighup(tmp_path, how):
     config = write_config(tmp_path, RELOAD_BASE)
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:

@@ -172,6 +172,21 @@ def _windows_process_alive(pid: int) -> bool:
         kernel32.CloseHandle(handle)
 
 
+def onefile_bootloader_pid() -> int | None:
+    """Our parent's pid when it is a PyInstaller onefile bootloader, else None.
+
+    A onefile build is two processes: the bootloader the app started, and us. An app that
+    kills "the sidecar" kills the bootloader (Tauri does), which leaves us orphaned while
+    the app may still hold our stdin; watching the bootloader closes that gap."""
+    meipass = getattr(sys, "_MEIPASS", None)
+    if not getattr(sys, "frozen", False) or not meipass:
+        return None
+    if not os.path.basename(os.path.normpath(meipass)).startswith("_MEI"):
+        return None  # onedir: no bootloader process above us
+    parent = os.getppid()
+    return parent if parent > 1 else None
+
+
 def watch_parent(pid: int, on_stop: Callable[[str], None], interval: float = 0.5) -> threading.Thread:
     """Stops the gateway within `interval` (+ the stop itself) after process `pid` ends.
 

@@ -39,6 +39,7 @@ from .lifecycle import (
     ExitCode,
     Stopper,
     install_signal_handlers,
+    onefile_bootloader_pid,
     watch_parent,
     watch_stdin,
 )
@@ -224,6 +225,9 @@ async def _serve_async(options: ServeOptions, config: Config, config_path: Path 
         watch_stdin(stopper.request, reload_soon)
     if options.parent_pid:
         watch_parent(options.parent_pid, stopper.request)
+    bootloader = onefile_bootloader_pid()
+    if bootloader is not None and bootloader != options.parent_pid:
+        watch_parent(bootloader, stopper.request)
 
     control.emit(
         "ready", version=__version__, pid=os.getpid(), host=host, port=port, url=url_for(host, port),
