@@ -111,3 +111,37 @@ def no_secret_in_any_log(tmp_path_factory):
                 if secret.encode() in data:
                     leaks.append(f"{path}: {secret[:6]}...")
     assert not leaks, "secrets found in logs:\n" + "\n".join(leaks)
+
+
+def gateway_counts(gw: GatewayProcess, upstream: Upstream) -> dict[str, int]:
+    import httpx
+
+    stats = httpx.get(gw.url + "/admin/stats", timeout=5).json()
+    counts = {"inflight requests": stats["inflight_requests"], "asyncio tasks": stats["asyncio_tasks"],
+              "upstream requests open": upstream.busy_connections}
+    if stats["open_fds"] is not None:
+        # each upstream connection is one descriptor; idle ones may stay pooled, the rest may not
+        counts["descriptors besides upstream"] = stats["open_fds"] - upstream.open_connections
+    return counts
+
+
+@pytest.fixture(scope="module")
+def leak_guard(gateway: GatewayProcess, upstream: Upstream):
+    """Fails the module if it left the shared gateway with more requests in flight, tasks,
+    descriptors or open upstream requests than it found."""
+    import time
+
+    import httpx
+
+    httpx.get(gateway.url + "/health")
+    time.sleep(0.2)
+    before = gateway_counts(gateway, upstream)
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        after = gateway_counts(gateway, upstream)
+        grown = {k: (before[k], after[k]) for k in after if after[k] > before[k]}
+        if not grown or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert not grown, f"left behind (before, after): {grown}"

@@ -11,6 +11,8 @@ from app.errors import InvalidRequest, UpstreamStatusError
 from app.providers.anthropic_wire import StreamTranslator, from_message, to_messages_request
 from tests.conftest import UPSTREAM_KEY
 
+pytestmark = pytest.mark.usefixtures("leak_guard")
+
 # -- request transform -----------------------------------------------------------------------
 
 

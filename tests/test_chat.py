@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import UPSTREAM_KEY
 
+pytestmark = pytest.mark.usefixtures("leak_guard")
+
 
 def collect(stream) -> tuple[str, list]:
     text, chunks = "", []

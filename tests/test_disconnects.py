@@ -16,6 +16,8 @@ import pytest
 
 from tests import rawhttp
 
+pytestmark = pytest.mark.usefixtures("leak_guard")
+
 
 def wait_for_request(upstream, key: str, timeout: float = 5):
     deadline = time.monotonic() + timeout

@@ -8,6 +8,8 @@ import pytest
 
 from tests import rawhttp
 
+pytestmark = pytest.mark.usefixtures("leak_guard")
+
 CHAT = "/v1/chat/completions"
 OK_MESSAGES = [{"role": "user", "content": "hi"}]
 

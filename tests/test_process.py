@@ -15,6 +15,8 @@ from tests import rawhttp
 from tests.gateway import pid_gone
 from tests.test_chat import collect
 
+pytestmark = pytest.mark.usefixtures("leak_guard")
+
 
 def alive(pid: int) -> bool:
     return process_alive(pid)

@@ -47,6 +47,8 @@ class Upstream:
         self.seen: list[Seen] = []
         self.counts: dict[str, int] = defaultdict(int)
         self.open_connections = 0
+        #: connections in the middle of a request (an idle keep-alive one is not counted)
+        self.busy_connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="upstream", daemon=True)
@@ -110,7 +112,11 @@ class Upstream:
                 body = orjson.loads(raw) if raw else {}
                 seen = Seen(method, path, headers, body, model=str(body.get("model", "")))
                 self.seen.append(seen)
-                keep_alive = await self._answer(seen, reader, writer)
+                self.busy_connections += 1
+                try:
+                    keep_alive = await self._answer(seen, reader, writer)
+                finally:
+                    self.busy_connections -= 1
                 if not keep_alive:
                     break
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,

@@ -123,6 +123,17 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         record.observe_usage(served.value.get("usage"))
         return json_response(served.value, headers=target_headers(served.target.label))
 
+    @route("GET", "/admin/stats")
+    async def stats(request: Request) -> HTTPResponse:
+        """What a leak would show: requests in flight, asyncio tasks, descriptors, memory."""
+        return json_response({
+            "pid": os.getpid(),
+            "uptime_s": round(time.monotonic() - gateway.started, 3),
+            "inflight_requests": len(gateway.inflight),
+            "asyncio_tasks": len(asyncio.all_tasks()),
+            **process_stats(),
+        })
+
     @route("POST", "/admin/reload")
     async def reload(request: Request) -> HTTPResponse:
         if gateway.reload is None:
@@ -143,6 +154,18 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         # answer first, then stop: the caller deserves to hear that it worked
         asyncio.get_running_loop().call_later(0.05, gateway.request_stop, "shutdown-request")
         return json_response({"status": "stopping"})
+
+
+def process_stats() -> dict[str, float | int | None]:
+    """Open descriptors and resident memory, where the OS tells them cheaply (Linux)."""
+    fds = rss = None
+    try:
+        fds = len(os.listdir("/proc/self/fd"))
+        with open("/proc/self/statm") as f:
+            rss = round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except OSError:
+        pass
+    return {"open_fds": fds, "rss_mb": rss}
 
 
 def unknown_route(method: str, path: str) -> GatewayError:
