@@ -35,6 +35,8 @@ class ServerSettings:
     max_body_mb: float = 32.0
     #: how long a graceful stop lets in-flight requests finish
     drain_seconds: float = 3.0
+    #: how long a client may take to send its request (slow-header attacks end here)
+    request_timeout: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -285,7 +287,7 @@ class _Validator:
     def server(self, data: dict) -> ServerSettings:
         t = "server"
         self.known_keys(data, t, ("host", "port", "cors_origins", "allowed_hosts", "max_body_mb",
-                                  "drain_seconds"))
+                                  "drain_seconds", "request_timeout"))
         d = ServerSettings()
         return ServerSettings(
             host=self.string(data, t, "host", d.host),
@@ -294,6 +296,7 @@ class _Validator:
             allowed_hosts=self.strings(data, t, "allowed_hosts"),
             max_body_mb=self.number(data, t, "max_body_mb", d.max_body_mb, positive=True),
             drain_seconds=self.number(data, t, "drain_seconds", d.drain_seconds),
+            request_timeout=self.number(data, t, "request_timeout", d.request_timeout, positive=True),
         )
 
     def timeouts(self, data: dict) -> Timeouts:

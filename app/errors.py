@@ -13,6 +13,7 @@ into this tree at the provider boundary and nowhere else.
     │   ├── NotFound                  404
     │   │   └── ModelNotFound         404 model_not_found
     │   ├── MethodNotAllowed          405
+    │   ├── RequestTimeout            408 (the body came too slowly)
     │   ├── PayloadTooLarge           413
     │   └── UnsupportedMediaType      415
     ├── GatewayStopping               503 (a stop cut the request short)
@@ -84,6 +85,11 @@ class ModelNotFound(NotFound):
 class MethodNotAllowed(ClientError):
     status = 405
     code = "method_not_allowed"
+
+
+class RequestTimeout(ClientError):
+    status = 408
+    code = "request_timeout"
 
 
 class PayloadTooLarge(ClientError):

@@ -243,6 +243,58 @@ class Scenario:
             return False
         if k == "429-slow":
             return await self.json(429, b'{"error":{"message":"slow down"}}', {"retry-after": "2"})
+        if k == "headers-then-silence":
+            await self.head(200, "text/event-stream")
+            return await self.hang()
+        if k == "bad-utf8-split":
+            first = sse_events("openai_text.sse")[0]
+            # a valid 3-byte character and an invalid byte, each split across two writes
+            event = b'data: {"choices":[{"index":0,"delta":{"content":"ok \xe4\xbd\xa0 bad \xff end"}}]}\n\n'
+            cut = event.index(b"\xbd")
+            await self.events([first, event[:cut], event[cut:]])
+            await self.chunk(b"data: [DONE]\n\n")
+            await self.end_chunks()
+            return True
+        if k == "huge-line":
+            big = "x" * (10 * 1024 * 1024)
+            event = b"data: " + orjson.dumps({"choices": [{"index": 0, "delta": {"content": big}}]}) + b"\n\n"
+            await self.events([sse_events("openai_text.sse")[0], event, b"data: [DONE]\n\n"])
+            await self.end_chunks()
+            return True
+        if k == "byte-drip":
+            body = (b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"drip"}}]}\n\n'
+                    b"data: [DONE]\n\n")
+            await self.head(200, "text/event-stream")
+            delay = float(self.seen.model.split(":")[1]) / 1000 if ":" in self.seen.model else 0.1
+            for i in range(len(body)):
+                await self.chunk(body[i:i + 1])
+                await asyncio.sleep(delay)
+            await self.end_chunks()
+            return True
+        if k == "gzip-sse":
+            import gzip
+
+            body = gzip.compress(transcript("openai_text.sse"))
+            await self.head(200, "text/event-stream", {"content-encoding": "gzip"}, length=len(body))
+            self.writer.write(body)
+            await self.writer.drain()
+            return True
+        if k == "text-plain-sse":
+            return await self.json(200, transcript("openai_text.sse"), content_type="text/plain")
+        if k == "redirect":
+            return await self.json(302, b"", {"location": "http://127.0.0.1:1/elsewhere"})
+        if k == "429-no-retry-after":
+            return await self.json(429, b'{"error":{"message":"Too many requests"}}')
+        if k == "503-retry-after":
+            return await self.json(503, b'{"error":{"message":"busy"}}', {"retry-after": "1"})
+        if k == "error-event":
+            await self.events(sse_events("openai_text.sse")[:2] + [
+                b'data: {"error":{"message":"The model overloaded mid-answer","type":"server_error"}}\n\n'])
+            await self.end_chunks()
+            return True
+        if k == "late-answer":
+            await asyncio.sleep(1.0)
+            return await self.json(200, transcript("openai_text.json"))
         if k == "error-500":
             return await self.json(500, b'{"error":{"message":"The server had an error","type":"server_error"}}')
         if k == "error-503":

@@ -19,6 +19,7 @@ from ..errors import (
     InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
+    RequestTimeout,
     UpstreamError,
 )
 from ..wire import error_body
@@ -28,6 +29,20 @@ from .state import Gateway
 
 _names = itertools.count(1)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+class GatewayRequest(Request):
+    """Sanic's request, with a deadline on receiving the body.
+
+    Sanic's REQUEST_TIMEOUT covers the headers only; a client that sends its body a byte
+    a minute would otherwise hold a connection and a task for as long as it likes."""
+
+    async def receive_body(self) -> None:
+        try:
+            async with asyncio.timeout(self.app.config.REQUEST_TIMEOUT):
+                await super().receive_body()
+        except TimeoutError:
+            raise RequestTimeout("The request body arrived too slowly") from None
 
 
 def request_id(request: Request) -> str:
@@ -97,7 +112,7 @@ class OpenAIErrorHandler(ErrorHandler):
 
 
 def create_app(gateway: Gateway) -> Sanic:
-    app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False)
+    app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
     settings = gateway.config.server
     app.config.update({
         "TOUCHUP": False,
@@ -108,7 +123,7 @@ def create_app(gateway: Gateway) -> Sanic:
         "FALLBACK_ERROR_FORMAT": "json",
         "REQUEST_MAX_SIZE": int(settings.max_body_mb * 1024 * 1024),
         # the time a client gets to send its request: slow-header attacks end here
-        "REQUEST_TIMEOUT": 30,
+        "REQUEST_TIMEOUT": settings.request_timeout,
         # an idle-write timer; streams are bounded by our own first-byte/idle/total timeouts
         "RESPONSE_TIMEOUT": 24 * 3600,
         "KEEP_ALIVE_TIMEOUT": 30,
