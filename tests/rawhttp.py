@@ -71,3 +71,22 @@ def leave(sock: socket.socket, how: str) -> None:
         sock.shutdown(socket.SHUT_WR)
     else:
         raise ValueError(how)
+
+
+def storm(client_fn, port: int, count: int, concurrency: int = 16, seed: int = 0) -> None:
+    """Run `client_fn(port, rng)` `count` times, `concurrency` at once, each with its own
+    seeded random generator; returns when all are done (each is bounded by socket timeouts)."""
+    import random
+    import threading
+    import time
+
+    rng = random.Random(seed)
+    threads: list[threading.Thread] = []
+    for _ in range(count):
+        while sum(t.is_alive() for t in threads) >= concurrency:
+            time.sleep(0.005)
+        thread = threading.Thread(target=client_fn, args=(port, random.Random(rng.random())))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(10)

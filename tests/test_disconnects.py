@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import sys
-import threading
 import time
 import uuid
 
@@ -83,16 +82,7 @@ def test_disconnect_storm_leaves_nothing_behind(gateway, upstream):
     httpx.get(gateway.url + "/health")
     time.sleep(0.3)
     baseline = settled_fds()
-    rng = random.Random(1234)
-    threads: list[threading.Thread] = []
-    for _ in range(300):
-        while sum(t.is_alive() for t in threads) >= 16:
-            time.sleep(0.005)
-        thread = threading.Thread(target=_storm_one, args=(gateway.port, random.Random(rng.random())))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join(10)
+    rawhttp.storm(_storm_one, gateway.port, count=300, seed=1234)
 
     assert httpx.get(gateway.url + "/health", timeout=5).json()["status"] == "ok"
     deadline = time.monotonic() + 10

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import time
 
 import httpx
@@ -153,17 +152,8 @@ def _one(port: int, rng: random.Random) -> None:
 
 
 def test_disconnects_at_random_points_of_every_route(strict, upstream):
-    rng = random.Random(99)
     before = fds(strict)
-    threads: list[threading.Thread] = []
-    for _ in range(REQUESTS):
-        while sum(t.is_alive() for t in threads) >= 16:
-            time.sleep(0.005)
-        thread = threading.Thread(target=_one, args=(strict.port, random.Random(rng.random())))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join(10)
+    rawhttp.storm(_one, strict.port, count=REQUESTS, seed=99)
     assert served(strict)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
