@@ -30,6 +30,7 @@ from ..redact import Redactor, redactor_for
 from ..routing.policy import Cooldowns, RetryPolicy
 from ..routing.router import Router
 from ..routing.table import RoutingTable
+from ..server.accounting import RequestRecord
 from ..server.app import create_app
 from ..server.guard import is_loopback
 from ..server.state import Gateway
@@ -111,6 +112,7 @@ def serve(options: ServeOptions, control: ControlChannel | None = None) -> int:
         print(f"ai-gateway: cannot use log dir {log_dir}: {exc}; logging to stderr only", file=sys.stderr)
         log_dir = None
     logs = Logs(log_dir, options.log_level, redactor)
+    RequestRecord.sink = logs.request_line
     crash = CrashRecorder(log_dir, redactor) if log_dir else None
     previous = None
     if crash is not None:
