@@ -199,12 +199,7 @@ class _Validator:
                 rf"""^["']?{re.escape(key)}["']?\s*=""", stripped
             ):
                 return number
-        if key is not None and not table:
-            return None
-        if key is not None and "." in table:
-            # dotted keys written inline in the parent table: `[providers] x.type = ...`
-            return header_line
-        return header_line
+        return header_line  # the key is missing, or written in a form we do not trace
 
     def fail(self, table: str, key: str | None, message: str) -> ConfigError:
         dotted = ".".join(part for part in (table, key) if part)

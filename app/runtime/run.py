@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
-from sanic import Sanic
 
 from .. import __version__
 from ..config import Config, find_config_path, load_config
@@ -101,72 +100,150 @@ def url_for(host: str, port: int) -> str:
 
 
 def serve(options: ServeOptions, control: ControlChannel | None = None) -> int:
-    control = control or ControlChannel()
-    token = os.environ.get("AI_GATEWAY_TOKEN") or None
-    redactor = Redactor([token] if token else [])
+    """Run the gateway until it is told to stop; returns the process exit code."""
+    return Sidecar(options, control or ControlChannel()).serve()
 
-    log_dir: Path | None = Path(options.log_dir) if options.log_dir else default_log_dir()
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        print(f"ai-gateway: cannot use log dir {log_dir}: {exc}; logging to stderr only", file=sys.stderr)
-        log_dir = None
-    logs = Logs(log_dir, options.log_level, redactor)
-    RequestRecord.sink = logs.request_line
-    crash = CrashRecorder(log_dir, redactor) if log_dir else None
-    previous = None
-    if crash is not None:
-        previous = crash.begin()
-        crash.install()
 
-    def fail(code: ExitCode, reason: str, message: str) -> int:
+class Sidecar:
+    """One run of the gateway process, from the log dir to the exit code."""
+
+    def __init__(self, options: ServeOptions, control: ControlChannel):
+        self.options = options
+        self.control = control
+        self.token = os.environ.get("AI_GATEWAY_TOKEN") or None
+        self.redactor = Redactor([self.token] if self.token else [])
+        self.log_dir: Path | None = None
+        self.logs: Logs | None = None
+        self.crash: CrashRecorder | None = None
+        self.previous_exit = None
+        self.config_path: Path | None = None
+
+    # -- before the event loop -------------------------------------------------------------
+    def serve(self) -> int:
+        self._open_logs()
+        self.config_path = find_config_path(self.options.config)
+        try:
+            config = load_config(self.config_path)
+        except ConfigError as exc:
+            return self._fail(ExitCode.CONFIG, "invalid-config", f"invalid configuration: {exc.message}")
+        self._use_redactor(redactor_for(config, self.token))
+
+        host = self.options.host or config.server.host
+        port = config.server.port if self.options.port is None else self.options.port
+        if not is_loopback(host) and not self.token:
+            return self._fail(ExitCode.CONFIG, "invalid-config",
+                              f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set")
+        try:
+            sock = bind_socket(host, port)
+        except (OSError, OverflowError) as exc:
+            return self._fail(ExitCode.CANNOT_BIND, "cannot-bind", f"cannot listen on {host}:{port}: {exc}")
+
+        try:
+            with _loop_runner() as runner:
+                reason = runner.run(self._run(config, sock, host))
+        except Exception as exc:
+            if self.crash is not None:
+                self.crash.record("serve", exc)
+            logger.opt(exception=exc).error("the gateway failed")
+            return self._fail(ExitCode.INTERNAL, "internal-error", f"internal error: {type(exc).__name__}: {exc}")
+        finally:
+            sock.close()
+        logger.info("stopped ({})", reason)
+        self._end(ExitCode.OK, reason)
+        return ExitCode.OK
+
+    def _open_logs(self) -> None:
+        log_dir = Path(self.options.log_dir) if self.options.log_dir else default_log_dir()
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            self.log_dir = log_dir
+        except OSError as exc:
+            print(f"ai-gateway: cannot use log dir {log_dir}: {exc}; logging to stderr only", file=sys.stderr)
+        self.logs = Logs(self.log_dir, self.options.log_level, self.redactor)
+        RequestRecord.sink = self.logs.request_line
+        if self.log_dir is not None:
+            self.crash = CrashRecorder(self.log_dir, self.redactor)
+            self.previous_exit = self.crash.begin()
+            self.crash.install()
+
+    def _use_redactor(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.logs.update_redactor(redactor)
+        if self.crash is not None:
+            self.crash.redactor = redactor
+
+    def _fail(self, code: ExitCode, reason: str, message: str) -> int:
         logger.error("{}", message)
-        control.fatal(code, redactor(message))
-        if crash is not None:
-            crash.end(code, reason)
-        logs.close()
+        self.control.fatal(code, self.redactor(message))
+        self._end(code, reason)
         return code
 
-    config_path = find_config_path(options.config)
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        return fail(ExitCode.CONFIG, "invalid-config", f"invalid configuration: {exc.message}")
-    redactor = redactor_for(config, token)
-    logs.update_redactor(redactor)
-    if crash is not None:
-        crash.redactor = redactor
+    def _end(self, code: ExitCode, reason: str) -> None:
+        if self.crash is not None:
+            self.crash.end(code, reason)
+        self.logs.close()
 
-    host = options.host or config.server.host
-    port = config.server.port if options.port is None else options.port
-    if not is_loopback(host) and not token:
-        return fail(ExitCode.CONFIG, "invalid-config",
-                    f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set")
-    try:
-        sock = bind_socket(host, port)
-    except (OSError, OverflowError) as exc:
-        return fail(ExitCode.CANNOT_BIND, "cannot-bind", f"cannot listen on {host}:{port}: {exc}")
-    port = sock.getsockname()[1]
+    # -- on the event loop -----------------------------------------------------------------
+    async def _reload(self, client) -> tuple[Config, Router]:
+        config = load_config(self.config_path)
+        router = build_router(config, client)
+        self._use_redactor(redactor_for(config, self.token))
+        logger.info("configuration reloaded from {}", config.source)
+        return config, router
 
-    runner = _loop_runner()
-    try:
-        with runner:
-            reason = runner.run(_serve_async(
-                options, config, config_path, token, sock, control, logs, crash,
-                previous, log_dir, host, port,
-            ))
-    except Exception as exc:
-        if crash is not None:
-            crash.record("serve", exc)
-        logger.opt(exception=exc).error("the gateway failed")
-        return fail(ExitCode.INTERNAL, "internal-error", f"internal error: {type(exc).__name__}: {exc}")
-    finally:
-        sock.close()
-    logger.info("stopped ({})", reason)
-    if crash is not None:
-        crash.end(ExitCode.OK, reason)
-    logs.close()
-    return ExitCode.OK
+    async def _run(self, config: Config, sock: socket.socket, host: str) -> str:
+        loop = asyncio.get_running_loop()
+        if self.crash is not None:
+            loop.set_exception_handler(self.crash.loop_exception_handler)
+        stopper = Stopper(loop)
+        client = new_client(config.timeouts)
+        gateway = Gateway(config, build_router(config, client), __version__, token=self.token,
+                          reload=lambda: self._reload(client), request_stop=stopper.request)
+
+        async def reload_in_place() -> None:
+            try:
+                gateway.swap(*await self._reload(client))
+            except ConfigError as exc:
+                logger.error("reload refused, the old configuration stays: {}", exc.message)
+
+        def reload_soon() -> None:  # from a signal handler or the stdin thread
+            loop.call_soon_threadsafe(lambda: loop.create_task(reload_in_place(), name="reload"))
+
+        app = create_app(gateway)
+        server = await app.create_server(
+            sock=sock, access_log=False, return_asyncio_server=True,
+            asyncio_server_kwargs={"start_serving": False},  # not before the app is ready
+        )
+        await server.startup()
+        await server.before_start()
+        await server.start_serving()
+        await server.after_start()
+
+        self._watch(loop, stopper, reload_soon)
+        port = sock.getsockname()[1]
+        self.control.emit(
+            "ready", version=__version__, pid=os.getpid(), host=host, port=port, url=url_for(host, port),
+            log_dir=str(self.log_dir) if self.log_dir else None, previous_exit=self.previous_exit,
+        )
+        logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port),
+                    config.source)
+
+        reason = await stopper.wait()
+        self.control.emit("stopping", reason=reason)
+        await _graceful_stop(server, gateway, config.server.drain_seconds)
+        await client.aclose()
+        return reason
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, stopper: Stopper, reload_soon) -> None:
+        """Every way the gateway can be told to stop (or reload)."""
+        install_signal_handlers(loop, stopper.request, reload_soon)
+        if self.options.watch_stdin:
+            watch_stdin(stopper.request, reload_soon)
+        if self.options.parent_pid:
+            watch_parent(self.options.parent_pid, stopper.request)
+        bootloader = onefile_bootloader_pid()
+        if bootloader is not None and bootloader != self.options.parent_pid:
+            watch_parent(bootloader, stopper.request)
 
 
 def _loop_runner() -> asyncio.Runner:
@@ -180,71 +257,7 @@ def _loop_runner() -> asyncio.Runner:
     return asyncio.Runner()
 
 
-async def _serve_async(options: ServeOptions, config: Config, config_path: Path | None, token: str | None,
-                       sock: socket.socket, control: ControlChannel, logs: Logs,
-                       crash: CrashRecorder | None, previous, log_dir: Path | None,
-                       host: str, port: int) -> str:
-    loop = asyncio.get_running_loop()
-    if crash is not None:
-        loop.set_exception_handler(crash.loop_exception_handler)
-    stopper = Stopper(loop)
-    client = new_client(config.timeouts)
-
-    async def reload() -> tuple[Config, Router]:
-        new_config = load_config(config_path)
-        router = build_router(new_config, client)
-        redactor = redactor_for(new_config, token)
-        logs.update_redactor(redactor)
-        if crash is not None:
-            crash.redactor = redactor
-        logger.info("configuration reloaded from {}", new_config.source)
-        return new_config, router
-
-    gateway = Gateway(config, build_router(config, client), __version__, token=token,
-                      reload=reload, request_stop=stopper.request)
-
-    async def reload_in_place() -> None:
-        try:
-            gateway.swap(*await reload())
-        except ConfigError as exc:
-            logger.error("reload refused, the old configuration stays: {}", exc.message)
-
-    def reload_soon() -> None:
-        loop.call_soon_threadsafe(lambda: loop.create_task(reload_in_place(), name="reload"))
-
-    app = create_app(gateway)
-    server = await app.create_server(
-        sock=sock, access_log=False, return_asyncio_server=True,
-        asyncio_server_kwargs={"start_serving": False},
-    )
-    await server.startup()
-    await server.before_start()
-    await server.start_serving()
-    await server.after_start()
-
-    install_signal_handlers(loop, stopper.request, reload_soon)
-    if options.watch_stdin:
-        watch_stdin(stopper.request, reload_soon)
-    if options.parent_pid:
-        watch_parent(options.parent_pid, stopper.request)
-    bootloader = onefile_bootloader_pid()
-    if bootloader is not None and bootloader != options.parent_pid:
-        watch_parent(bootloader, stopper.request)
-
-    control.emit(
-        "ready", version=__version__, pid=os.getpid(), host=host, port=port, url=url_for(host, port),
-        log_dir=str(log_dir) if log_dir else None, previous_exit=previous,
-    )
-    logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port), config.source)
-
-    reason = await stopper.wait()
-    control.emit("stopping", reason=reason)
-    await _graceful_stop(app, server, gateway, config.server.drain_seconds)
-    await client.aclose()
-    return reason
-
-
-async def _graceful_stop(app: Sanic, server, gateway: Gateway, drain_seconds: float) -> None:
+async def _graceful_stop(server, gateway: Gateway, drain_seconds: float) -> None:
     """Stop accepting, let requests in flight finish for a while, then cancel the rest."""
     loop = asyncio.get_running_loop()
     server.server.close()  # no new connections
