@@ -166,6 +166,7 @@ def run_soak(seconds: float, levels: list[int], disconnects: float = 0.3, faults
                     before = settle(gw, upstream)
                     report = asyncio.run(drive(gw.url, level, seconds, disconnects, faults, seed + level))
                     report.before, report.after = before, settle(gw, upstream)
+                    time.sleep(1.0)  # request lines reach the file in half-second batches
                     log = gw.log_text()
                     report.missing_from_log = sum(f"id={rid} " not in log for rid in report.completed_ids)
                     reports.append(report)
