@@ -198,7 +198,7 @@ class Sidecar:
         stopper = Stopper(loop)
         client = new_client(config.timeouts)
         gateway = Gateway(config, build_router(config, client), __version__, token=self.token,
-                          reload=lambda: self._reload(client), request_stop=stopper.request)
+                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host)
 
         async def reload_in_place() -> None:
             try:

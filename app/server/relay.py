@@ -65,7 +65,7 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
                        redact: Callable[[str], str], stopping: Callable[[], bool]) -> None:
     """Write `stream` to the client as SSE; the stream's first chunk is already in hand."""
     response = await request.respond(
-        status=200, content_type="text/event-stream; charset=utf-8", headers={**sse.HEADERS, **headers}
+        status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers}
     )
     record.status = 200
     heartbeat = Heartbeat(response, heartbeat_interval)

@@ -25,6 +25,8 @@ class Gateway:
     reload: Callable[[], Awaitable[tuple[Config, Router]]] | None = None
     #: asks the process to stop gracefully, with a reason for the `stopping` line
     request_stop: Callable[[str], None] | None = None
+    #: the address the gateway listens on; a specific non-loopback one is a valid Host too
+    bind_host: str | None = None
     started: float = field(default_factory=time.monotonic)
     #: in-flight request handlers, cancelled when a graceful stop runs out of patience
     inflight: set = field(default_factory=set)
@@ -38,8 +40,10 @@ class Gateway:
         self.swap(self.config, self.router)
 
     def _guard_for(self, config: Config) -> Guard:
-        return Guard(token=self.token, allowed_hosts=config.server.allowed_hosts,
-                     allowed_origins=config.server.cors_origins)
+        hosts = list(config.server.allowed_hosts)
+        if self.bind_host and self.bind_host not in ("0.0.0.0", "::"):
+            hosts.append(self.bind_host)
+        return Guard(token=self.token, allowed_hosts=hosts, allowed_origins=config.server.cors_origins)
 
     def swap(self, config: Config, router: Router) -> None:
         self.config, self.router = config, router
