@@ -142,3 +142,18 @@ def test_key_like_strings_are_masked_in_responses_and_logs(guarded):
     assert response.status_code == 200 or leaky not in response.text
     line = guarded.log_line_for(response.headers["x-request-id"])
     assert leaky not in line and "[REDACTED]" in line
+
+
+def test_refused_requests_are_answered_before_their_body_is_read(guarded):
+    """The guard runs first: a client without the token cannot make the gateway read,
+    or wait for, a body."""
+    import socket
+    import time
+
+    with socket.create_connection(("127.0.0.1", guarded.port), timeout=5) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: 10000000\r\n\r\n")
+        started = time.monotonic()
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
+    assert time.monotonic() - started < 2

@@ -32,17 +32,30 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
 class GatewayRequest(Request):
-    """Sanic's request, with a deadline on receiving the body.
+    """Sanic's request, with a deadline and a size limit on receiving the body.
 
-    Sanic's REQUEST_TIMEOUT covers the headers only; a client that sends its body a byte
-    a minute would otherwise hold a connection and a task for as long as it likes."""
+    POST routes are streaming routes, so that the guard runs before the body is read; the
+    body is then read here. Sanic's REQUEST_TIMEOUT covers the headers only: a client that
+    sends its body a byte a minute would otherwise hold a connection as long as it likes."""
 
     async def receive_body(self) -> None:
+        if self.body:
+            return
+        limit = self.app.config.REQUEST_MAX_SIZE
+        declared = self.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge("The request body is too large")
+        parts, size = [], 0
         try:
             async with asyncio.timeout(self.app.config.REQUEST_TIMEOUT):
-                await super().receive_body()
+                async for data in self.stream:
+                    size += len(data)
+                    if size > limit:
+                        raise PayloadTooLarge("The request body is too large")
+                    parts.append(data)
         except TimeoutError:
             raise RequestTimeout("The request body arrived too slowly") from None
+        self.body = b"".join(parts)
 
 
 def request_id(request: Request) -> str:

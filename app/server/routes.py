@@ -68,8 +68,10 @@ def accounted(gateway: Gateway, handler: Handler) -> Handler:
 
 def register_routes(app: Sanic, gateway: Gateway) -> None:
     def route(method: str, path: str) -> Callable[[Handler], Handler]:
+        # POST bodies are read by the handlers (`read_body`), after the guard has run:
+        # a request from a refused Host or without the token is never read in full
         def register(handler: Handler) -> Handler:
-            return app.route(path, methods=[method])(accounted(gateway, handler))
+            return app.route(path, methods=[method], stream=method == "POST")(accounted(gateway, handler))
         return register
 
     @route("GET", "/health")
@@ -95,7 +97,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
     @route("POST", "/v1/chat/completions")
     async def chat_completions(request: Request) -> HTTPResponse | None:
         record = request.ctx.record
-        body = parse_json_object(request.body)
+        body = parse_json_object(await read_body(request))
         record.model = body.get("model") if isinstance(body.get("model"), str) else None
         check_chat_request(body)
         router = gateway.router
@@ -115,7 +117,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
     @route("POST", "/v1/embeddings")
     async def embeddings(request: Request) -> HTTPResponse:
         record = request.ctx.record
-        body = parse_json_object(request.body)
+        body = parse_json_object(await read_body(request))
         check_embeddings_request(body)
         record.model = body["model"]
         served = await gateway.router.embeddings(body)
@@ -166,6 +168,12 @@ def process_stats() -> dict[str, float | int | None]:
     except OSError:
         pass
     return {"open_fds": fds, "rss_mb": rss}
+
+
+async def read_body(request: Request) -> bytes:
+    """The whole body, within the request deadline (see GatewayRequest)."""
+    await request.receive_body()
+    return request.body
 
 
 def unknown_route(method: str, path: str) -> GatewayError:
