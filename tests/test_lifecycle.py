@@ -71,6 +71,10 @@ def test_stdin_shutdown_line_stops(tmp_path):
     gw.stop()
 
 
+posix_signals = pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM is TerminateProcess on Windows")
+
+
+@posix_signals
 def test_sigterm_stops_with_reason_signal(tmp_path):
     gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
     gw.proc.send_signal(signal.SIGTERM)
@@ -103,6 +107,7 @@ def test_parent_death_stops_the_gateway(tmp_path):
         parent.kill()
 
 
+@posix_signals
 def test_sigterm_during_a_stream_drains_then_ends_it_honestly(tmp_path, upstream):
     config = write_config(tmp_path, f"""
 [server]
