@@ -162,8 +162,16 @@ class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
 
 
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and 5xx may pass on another try; any other 4xx is the request's fault."""
+    return status in (408, 429) or status >= 500
+
+
 class UpstreamStatusError(UpstreamError):
-    """The upstream answered with an error status; `status` is what the client gets."""
+    """The upstream answered with an error status; `status` is what the client gets.
+
+    `retryable` follows the upstream's own status when it differs from ours (a 503 shown
+    as 502), so it is given explicitly then."""
 
     def __init__(
         self,
@@ -174,13 +182,13 @@ class UpstreamStatusError(UpstreamError):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ):
         super().__init__(message, param=param, code=code, retry_after=retry_after)
         self.status = status
         if type:
             self.type = type
-        # 408, 409, 429 and 5xx may pass on another try; other 4xx are the request's fault
-        self.retryable = status in (408, 409, 429) or status >= 500
+        self.retryable = is_retryable_status(status) if retryable is None else retryable
 
 
 class UpstreamRateLimited(UpstreamStatusError):

@@ -96,6 +96,7 @@ SETTINGS = RetrySettings(attempts=3, backoff_initial=1.0, backoff_max=4.0, retry
     (1, UpstreamRateLimited("x", retry_after=60.0), 0.9, None),  # over the cap: move on
     (1, UpstreamStatusError("x", status=400), 0.5, None),      # the request's fault
     (1, UpstreamStatusError("x", status=404), 0.5, None),
+    (1, UpstreamStatusError("x", status=409), 0.5, None),
     (1, UpstreamStatusError("x", status=408), 0.0, 0.5),
     (1, UpstreamStatusError("x", status=503), 0.0, 0.5),
     (1, UpstreamProtocolError("x"), 0.0, 0.5),

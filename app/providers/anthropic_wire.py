@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .. import wire
-from ..errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
+from ..errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError, is_retryable_status
 from ..wire import Chunk, Completion
 
 STOP_REASONS = {
@@ -213,12 +213,10 @@ def error_from_event(data: dict[str, Any], provider: str) -> UpstreamStatusError
     error = data.get("error") if isinstance(data.get("error"), dict) else {}
     kind = error.get("type") or "api_error"
     status = ERROR_STATUS.get(kind, 500)
-    err = UpstreamStatusError(
+    return UpstreamStatusError(
         f"upstream '{provider}' failed mid-stream: {error.get('message') or kind}",
-        status=502 if status >= 500 else status, code=kind,
+        status=502 if status >= 500 else status, code=kind, retryable=is_retryable_status(status),
     )
-    err.retryable = status in (429,) or status >= 500
-    return err
 
 
 # -- stream --------------------------------------------------------------------------------

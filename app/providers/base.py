@@ -16,6 +16,7 @@ import orjson
 from ..config import ProviderSettings
 from ..errors import (
     NotFound,
+    is_retryable_status,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
@@ -163,9 +164,8 @@ def error_from_response(
         param=param,
         code=code or ("upstream_error" if client_status >= 500 else None),
         retry_after=retry_after,
+        retryable=is_retryable_status(status),
     )
-    # the retry decision follows the upstream's status, not the one we show
-    err.retryable = status in (408, 409, 429) or status >= 500
     return err
 
 

@@ -115,10 +115,8 @@ class ProgramRun:
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1)
         if code != 0:
             detail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
-            err = UpstreamStatusError(f"provider '{self.provider}': the program exited with code {code}{detail}",
-                                      status=502, code="process_failed")
-            err.retryable = False
-            raise err
+            raise UpstreamStatusError(f"provider '{self.provider}': the program exited with code {code}{detail}",
+                                      status=502, code="process_failed", retryable=False)
 
     async def kill(self) -> None:
         """End the program and everything it started; idempotent."""
@@ -199,9 +197,8 @@ class ProcessProvider(Provider):
             if item.get("error"):
                 error = item["error"]
                 message = error.get("message") if isinstance(error, dict) else str(error)
-                err = UpstreamStatusError(f"provider '{self.name}': {message}", status=502, code="process_error")
-                err.retryable = False
-                raise err
+                raise UpstreamStatusError(f"provider '{self.name}': {message}", status=502, code="process_error",
+                                          retryable=False)
             if isinstance(item.get("choices"), list):
                 item.setdefault("id", cid)
                 item.setdefault("object", "chat.completion.chunk")

@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 from loguru import logger
 
 from ..config import Timeouts
-from ..errors import InvalidRequest, UpstreamError, UpstreamTimeout
+from ..errors import InvalidRequest, UpstreamError, UpstreamStatusError, UpstreamTimeout
 from ..providers.base import Provider
 from ..wire import Chunk
 from .policy import Cooldowns, RetryPolicy
@@ -150,6 +150,7 @@ class Router:
         # skip targets that are cooling down, unless that would leave nothing to try
         ready = [t for t in targets if self.cooldowns.available(t.label)] or targets
         last_error: UpstreamError | None = None
+        last_answer: UpstreamStatusError | None = None  # an upstream's own refusal says more
         attempts = 0
         for target in ready:
             provider = self.providers[target.provider]
@@ -170,6 +171,8 @@ class Router:
                     return Served(target, value, attempts)
                 error.target = target.label
                 last_error = error
+                if isinstance(error, UpstreamStatusError):
+                    last_answer = error
                 self.cooldowns.failed(target.label)
                 delay = self.policy.delay(tries, error)
                 logger.bind(target=target.label).info(
@@ -179,8 +182,10 @@ class Router:
                 if delay is None:
                     break
                 await self._sleep(delay)
-        assert last_error is not None
-        raise last_error
+        # the last meaningful error: what an upstream answered beats "could not reach it"
+        error = last_answer or last_error
+        assert error is not None
+        raise error
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
