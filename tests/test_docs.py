@@ -112,3 +112,12 @@ def test_release_workflow_passes_actionlint():
     result = subprocess.run([binary, str(ROOT / ".github" / "workflows" / "release.yml")],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_readme_config_sample_is_valid():
+    from app.config import parse_config
+
+    sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    config = parse_config(sample, {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"})
+    assert {p.type for p in config.providers} == {"openai", "anthropic", "process"}
+    assert config.aliases["fast"] == ("ollama/llama3.2", "openai/gpt-4o-mini")
