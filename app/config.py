@@ -377,7 +377,7 @@ class _Validator:
     def aliases(self, data: dict, providers: tuple[ProviderSettings, ...]) -> dict[str, tuple[str, ...]]:
         names = {p.name for p in providers}
         result = {}
-        for alias, targets in data.items():
+        for alias in data:
             chain = self.strings(data, "aliases", alias)
             if not chain:
                 raise self.fail("aliases", alias, "must name at least one target")

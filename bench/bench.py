@@ -133,7 +133,8 @@ def run_wrk(url: str, body: str, connections: int, seconds: float, tmp: Path) ->
     script.write_text(WRK_SCRIPT.replace('os.getenv("BENCH_BODY")', "[[" + body + "]]"))
     threads = 1 if connections == 1 else 2
     proc = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+         "-s", str(script), url],
         capture_output=True, text=True,
     )
     if proc.returncode != 0:

@@ -47,7 +47,8 @@ def test_tools_tool_calls_and_results():
         "messages": [
             {"role": "user", "content": "weather?"},
             {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         ],
         "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",

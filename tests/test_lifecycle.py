@@ -16,7 +16,6 @@ import httpx
 import orjson
 import pytest
 
-from tests.conftest import free_port
 from tests.gateway import ROOT, GatewayProcess, gateway_command, pid_gone, write_config
 
 

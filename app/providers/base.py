@@ -16,13 +16,13 @@ import orjson
 from ..config import ProviderSettings
 from ..errors import (
     NotFound,
-    is_retryable_status,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimited,
     UpstreamStatusError,
     UpstreamTimeout,
     UpstreamUnreachable,
+    is_retryable_status,
 )
 from ..wire import Chunk, Completion
 

@@ -29,7 +29,7 @@ from ..redact import Redactor
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -54,14 +54,14 @@ elif model == "crash-early":
     sys.exit(2)
 elif model == "slow":
     pid_file()
-    for i in range(300):
+    for _ in range(300):
         out.write(b"tick ")
         out.flush()
         time.sleep(0.05)
 elif model == "with-child":
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     pid_file(f" {child.pid}")
-    for i in range(300):
+    for _ in range(300):
         out.write(b"tick ")
         out.flush()
         time.sleep(0.05)

@@ -119,7 +119,8 @@ def test_hundreds_of_idle_connections(strict):
 
 
 ROUTES = [
-    ("POST", "/v1/chat/completions", {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b c"}]}),
+    ("POST", "/v1/chat/completions", {"model": "echo", "stream": True,
+                                      "messages": [{"role": "user", "content": "a b c"}]}),
     ("POST", "/v1/chat/completions", {"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}),
     ("POST", "/v1/chat/completions", {"model": "up/long-stream:chaos", "stream": True,
                                       "messages": [{"role": "user", "content": "x"}]}),
