@@ -285,7 +285,7 @@ class _Validator:
                                   "drain_seconds", "request_timeout"))
         d = ServerSettings()
         return ServerSettings(
-            host=self.string(data, t, "host", d.host),
+            host=self.string(data, t, "host", d.host) or d.host,
             port=self.integer(data, t, "port", d.port, minimum=0, maximum=65535),
             cors_origins=self.strings(data, t, "cors_origins"),
             allowed_hosts=self.strings(data, t, "allowed_hosts"),
@@ -332,7 +332,7 @@ class _Validator:
                                       "output", "max_concurrency", "default_max_tokens"))
             if "type" not in body:
                 raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
-            type_ = self.string(body, t, "type", choices=PROVIDER_TYPES)
+            type_ = self.string(body, t, "type", choices=PROVIDER_TYPES) or ""
             missing: list[str] = []
             models = self.strings(body, t, "models", ("echo",) if type_ == "echo" else ())
             if not models:
@@ -367,7 +367,7 @@ class _Validator:
                 api_key=api_key,
                 headers=tuple(headers),
                 command=command,
-                output=self.string(body, t, "output", "text", choices=("text", "jsonl")),
+                output=self.string(body, t, "output", "text", choices=("text", "jsonl")) or "text",
                 max_concurrency=self.integer(body, t, "max_concurrency", 4, minimum=1),
                 missing_env=tuple(dict.fromkeys(missing)),
                 default_max_tokens=self.integer(body, t, "default_max_tokens", 4096, minimum=1),

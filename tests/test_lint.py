@@ -1,4 +1,5 @@
-"""The lint gate: ruff with the project's settings (pyproject.toml) over all code."""
+"""The lint and type gate: ruff over all code and mypy over app/, with the settings in
+pyproject.toml."""
 
 from __future__ import annotations
 
@@ -13,11 +14,20 @@ import pytest
 from tests.gateway import ROOT
 
 
+def tool(name: str) -> str:
+    exe = Path(sysconfig.get_path("scripts")) / (f"{name}.exe" if sys.platform == "win32" else name)
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if found is None:
+        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
+    return found
+
+
 def test_ruff_finds_nothing():
-    exe = Path(sysconfig.get_path("scripts")) / ("ruff.exe" if sys.platform == "win32" else "ruff")
-    ruff = str(exe) if exe.exists() else shutil.which("ruff")
-    if ruff is None:
-        pytest.skip("ruff is not installed (pip install -e '.[test]')")
-    result = subprocess.run([ruff, "check", "app", "tests", "bench", "build"], cwd=ROOT,
+    result = subprocess.run([tool("ruff"), "check", "app", "tests", "bench", "build"], cwd=ROOT,
                             capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_finds_nothing():
+    result = subprocess.run([tool("mypy")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr

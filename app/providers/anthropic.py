@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -38,7 +38,7 @@ class AnthropicProvider(Provider):
                                   self.headers, self.name)
         return from_message(message)
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         translator = StreamTranslator(self.name, model, include_usage)

@@ -210,7 +210,7 @@ def from_message(message: dict[str, Any]) -> Completion:
 
 
 def error_from_event(data: dict[str, Any], provider: str) -> UpstreamStatusError:
-    error = data.get("error") if isinstance(data.get("error"), dict) else {}
+    error: dict[str, Any] = data["error"] if isinstance(data.get("error"), dict) else {}
     kind = error.get("type") or "api_error"
     status = ERROR_STATUS.get(kind, 500)
     return UpstreamStatusError(
@@ -266,7 +266,8 @@ class StreamTranslator:
             if delta.get("type") == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
             if delta.get("type") == "input_json_delta":
-                index = self.tool_index.get(data.get("index"), 0)
+                block_index = data.get("index")
+                index = self.tool_index.get(block_index, 0) if isinstance(block_index, int) else 0
                 return [self._chunk({"tool_calls": [{"index": index,
                                                      "function": {"arguments": delta.get("partial_json", "")}}]})]
             return []  # thinking and signature deltas have no OpenAI counterpart
@@ -277,7 +278,7 @@ class StreamTranslator:
         if kind == "message_stop":
             self.finished = True
             if self.include_usage:
-                usage = usage_from({**self.input_usage, "output_tokens": self.output_tokens})
+                usage = usage_from({**self.input_usage, "output_tokens": self.output_tokens}) or wire.usage(0, 0)
                 return [wire.usage_chunk(self.id, self.model, self.created, usage)]
             return []
         if kind == "error":

@@ -7,7 +7,7 @@ import email.utils
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -39,7 +39,7 @@ class Provider(ABC):
         """A non-streamed chat completion, in the OpenAI shape."""
 
     @abstractmethod
-    def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+    def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         """Chat completion chunks in the OpenAI shape; raises if the stream breaks off."""
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:

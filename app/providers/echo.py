@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from .. import wire
@@ -35,7 +35,7 @@ class EchoProvider(Provider):
             wire.usage(count_words(body.get("messages")), len(text.split())),
         )
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         text = wire.last_user_text(body.get("messages", []))
         cid, created = wire.new_completion_id(), int(time.time())
         yield wire.chunk(cid, model, created, delta={"role": "assistant", "content": ""})

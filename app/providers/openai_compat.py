@@ -6,7 +6,7 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx
@@ -54,7 +54,7 @@ class OpenAICompatProvider(Provider):
         return await post_json(self.client, self.base_url + "/embeddings", orjson.dumps(out),
                                self.headers, self.name)
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         request = self.client.build_request(
             "POST", self.base_url + "/chat/completions",
             content=self.request_body(body, model, stream=True), headers=self.headers,

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import orjson
@@ -50,17 +50,21 @@ class ProgramRun:
     """One run of the program: spawn, feed, read, and always end."""
 
     def __init__(self, provider: str, process: asyncio.subprocess.Process):
+        assert process.stdout is not None and process.stderr is not None  # asked for with PIPE
         self.provider = provider
         self.process = process
+        self.stdout: asyncio.StreamReader = process.stdout
+        self.stderr: asyncio.StreamReader = process.stderr
         self.state = RunState.RUNNING
         self.stderr_tail: deque[str] = deque(maxlen=5)
         self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(), name="process-stderr")
 
     @classmethod
     async def start(cls, provider: str, command: tuple[str, ...], request: bytes) -> ProgramRun:
+        options: dict[str, Any]
         if sys.platform == "win32":
             # no console window flashes, and the group lets taskkill end the whole tree
-            options: dict[str, Any] = {"creationflags": CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP}
+            options = {"creationflags": CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP}
         else:
             options = {"start_new_session": True}  # its own process group: killpg ends the tree
         try:
@@ -73,10 +77,12 @@ class ProgramRun:
             err.retryable = False
             raise err from None
         run = cls(provider, process)
+        stdin = process.stdin
+        assert stdin is not None  # asked for with PIPE
         try:
-            process.stdin.write(request)
-            await process.stdin.drain()
-            process.stdin.close()
+            stdin.write(request)
+            await stdin.drain()
+            stdin.close()
         except (BrokenPipeError, ConnectionResetError):
             pass  # a program that ignores its input may close stdin early
         except BaseException:
@@ -85,7 +91,7 @@ class ProgramRun:
         return run
 
     async def _drain_stderr(self) -> None:
-        stream = self.process.stderr
+        stream = self.stderr
         while True:
             try:
                 line = await stream.readline()
@@ -99,11 +105,11 @@ class ProgramRun:
                 logger.bind(provider=self.provider).info("{} stderr: {}", self.provider, text[:500])
 
     async def read(self) -> bytes:
-        return await self.process.stdout.read(READ_SIZE)
+        return await self.stdout.read(READ_SIZE)
 
     async def readline(self) -> bytes:
         try:
-            return await self.process.stdout.readline()
+            return await self.stdout.readline()
         except (ValueError, asyncio.LimitOverrunError):
             raise UpstreamProtocolError(f"provider '{self.provider}' wrote a line over {LINE_LIMIT} bytes") from None
 
@@ -152,7 +158,7 @@ class ProcessProvider(Provider):
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._runs: set[ProgramRun] = set()
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncIterator[Chunk]:
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         request = orjson.dumps({**body, "model": model})
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))

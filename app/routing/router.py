@@ -10,7 +10,7 @@ everything within `total`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -126,7 +126,7 @@ class Router:
     async def open_stream(self, body: dict[str, Any]) -> OpenStream:
         deadline = Deadline(self.timeouts.total)
 
-        async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncIterator[Chunk]]:
+        async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncGenerator[Chunk, None]]:
             chunks = provider.stream(body, target.model)
             try:
                 async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
@@ -183,9 +183,9 @@ class Router:
                     break
                 await self._sleep(delay)
         # the last meaningful error: what an upstream answered beats "could not reach it"
-        error = last_answer or last_error
-        assert error is not None
-        raise error
+        final = last_answer or last_error
+        assert final is not None
+        raise final
 
     async def aclose(self) -> None:
         for provider in self.providers.values():

@@ -20,7 +20,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import orjson
 
@@ -46,7 +46,7 @@ class CrashRecorder:
         self.last_exit = log_dir / "last-exit.json"
         self.native = log_dir / f"faulthandler-{os.getpid()}.log"
         self.crash_file: Path | None = None
-        self._native_file = None
+        self._native_file: TextIO | None = None
 
     # -- the run marker and the previous exit --------------------------------------------
     def begin(self) -> dict[str, Any] | None:
@@ -106,8 +106,9 @@ class CrashRecorder:
         sys.excepthook = self._excepthook
         threading.excepthook = self._thread_excepthook
         try:
-            self._native_file = open(self.native, "w", encoding="utf-8")  # noqa: SIM115
-            faulthandler.enable(file=self._native_file, all_threads=True)
+            native = open(self.native, "w", encoding="utf-8")  # noqa: SIM115
+            faulthandler.enable(file=native, all_threads=True)
+            self._native_file = native
         except (OSError, RuntimeError):
             self._native_file = None
 

@@ -162,7 +162,7 @@ def _windows_process_alive(pid: int) -> bool:
 
     SYNCHRONIZE = 0x00100000
     PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
-    kernel32 = ctypes.windll.kernel32
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
     handle = kernel32.OpenProcess(SYNCHRONIZE | PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
     if not handle:
         return False
@@ -230,7 +230,7 @@ def _install_console_close_handler(on_stop: Callable[[str], None]) -> None:
     import ctypes
     from ctypes import wintypes
 
-    handler_type = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)
+    handler_type = ctypes.WINFUNCTYPE(wintypes.BOOL, wintypes.DWORD)  # type: ignore[attr-defined]
 
     def handler(event: int) -> bool:
         if event in (2, 5, 6):  # CTRL_CLOSE_EVENT, CTRL_LOGOFF_EVENT, CTRL_SHUTDOWN_EVENT
@@ -240,4 +240,4 @@ def _install_console_close_handler(on_stop: Callable[[str], None]) -> None:
         return False  # Ctrl-C / Ctrl-Break go to the signal handlers above
 
     _console_handler = handler_type(handler)
-    ctypes.windll.kernel32.SetConsoleCtrlHandler(_console_handler, True)
+    ctypes.windll.kernel32.SetConsoleCtrlHandler(_console_handler, True)  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -107,15 +108,16 @@ def serve(options: ServeOptions, control: ControlChannel | None = None) -> int:
 class Sidecar:
     """One run of the gateway process, from the log dir to the exit code."""
 
+    logs: Logs  # set first thing in serve()
+
     def __init__(self, options: ServeOptions, control: ControlChannel):
         self.options = options
         self.control = control
         self.token = os.environ.get("AI_GATEWAY_TOKEN") or None
         self.redactor = Redactor([self.token] if self.token else [])
         self.log_dir: Path | None = None
-        self.logs: Logs | None = None
         self.crash: CrashRecorder | None = None
-        self.previous_exit = None
+        self.previous_exit: dict[str, Any] | None = None
         self.config_path: Path | None = None
 
     # -- before the event loop -------------------------------------------------------------
@@ -214,6 +216,7 @@ class Sidecar:
             sock=sock, access_log=False, return_asyncio_server=True,
             asyncio_server_kwargs={"start_serving": False},  # not before the app is ready
         )
+        assert server is not None  # always, with return_asyncio_server
         await server.startup()
         await server.before_start()
         await server.start_serving()

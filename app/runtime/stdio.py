@@ -28,10 +28,10 @@ class NullStream(io.TextIOBase):
     def write(self, text: str) -> int:
         return len(text)
 
-    def read(self, size: int = -1) -> str:
+    def read(self, size: int | None = -1) -> str:
         return ""
 
-    def readline(self, size: int = -1) -> str:
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         return ""
 
     @property

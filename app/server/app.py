@@ -7,6 +7,8 @@ import itertools
 import math
 import re
 import uuid
+from collections.abc import AsyncIterator
+from typing import cast
 
 from loguru import logger
 from sanic import HTTPResponse, Request, Sanic
@@ -48,7 +50,7 @@ class GatewayRequest(Request):
         parts, size = [], 0
         try:
             async with asyncio.timeout(self.app.config.REQUEST_TIMEOUT):
-                async for data in self.stream:
+                async for data in cast(AsyncIterator[bytes], self.stream):
                     size += len(data)
                     if size > limit:
                         raise PayloadTooLarge("The request body is too large")

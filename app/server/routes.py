@@ -71,7 +71,8 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         # POST bodies are read by the handlers (`read_body`), after the guard has run:
         # a request from a refused Host or without the token is never read in full
         def register(handler: Handler) -> Handler:
-            return app.route(path, methods=[method], stream=method == "POST")(accounted(gateway, handler))
+            app.route(path, methods=[method], stream=method == "POST")(accounted(gateway, handler))  # type: ignore[arg-type]
+            return handler
         return register
 
     @route("GET", "/health")
