@@ -81,10 +81,3 @@ def harden() -> None:
             pass  # a stream that was already read from or is detached keeps its settings
     os.environ.setdefault("PYTHONIOENCODING", "utf-8:replace")  # for child processes
 
-
-def has_fileno(stream) -> bool:
-    try:
-        stream.fileno()
-        return True
-    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
-        return False
