@@ -49,7 +49,7 @@ class Deadline:
 class OpenStream:
     """An upstream stream whose first chunk has arrived. Iterate it once; always `aclose()`."""
 
-    def __init__(self, target: Target, first: Chunk, rest: AsyncIterator[Chunk], idle: float,
+    def __init__(self, target: Target, first: Chunk, rest: AsyncGenerator[Chunk, None], idle: float,
                  deadline: Deadline, attempts: int):
         self.target = target
         self.attempts = attempts
@@ -82,9 +82,7 @@ class OpenStream:
             yield chunk
 
     async def aclose(self) -> None:
-        aclose = getattr(self._rest, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await self._rest.aclose()
 
 
 class Router:
@@ -106,20 +104,19 @@ class Router:
         self._sleep = sleep
 
     async def complete(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
-        deadline = Deadline(self.timeouts.total)
-
-        async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
-            async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
-                return await provider.complete(body, target.model)
-
-        return await self._run(body, attempt)
+        return await self._answer(body, lambda provider, model: provider.complete(body, model))
 
     async def embeddings(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
+        return await self._answer(body, lambda provider, model: provider.embeddings(body, model))
+
+    async def _answer(self, body: dict[str, Any],
+                      call: Callable[[Provider, str], Awaitable[dict[str, Any]]]) -> Served[dict[str, Any]]:
+        """A whole answer: its arrival is the first byte, so `first_byte` bounds it."""
         deadline = Deadline(self.timeouts.total)
 
         async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
             async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
-                return await provider.embeddings(body, target.model)
+                return await call(provider, target.model)
 
         return await self._run(body, attempt)
 

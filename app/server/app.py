@@ -87,10 +87,10 @@ def as_gateway_error(exc: BaseException, request: Request | None) -> GatewayErro
     if isinstance(exc, sanic_errors.SanicException):
         status = getattr(exc, "status_code", 500) or 500
         message = str(exc) or type(exc).__name__
-        err: GatewayError = ClientError(message) if status < 500 else GatewayError(message)
-        err.status = status
         if status == 400:
-            err = InvalidRequest(message)
+            return InvalidRequest(message)
+        err: GatewayError = ClientError(message) if status < 500 else GatewayError(message)
+        err.status = status  # e.g. 408 for a request that came too slowly
         return err
     return GatewayError("Internal gateway error; see the gateway log")
 
@@ -113,16 +113,14 @@ class OpenAIErrorHandler(ErrorHandler):
             headers["x-should-retry"] = "false"
             if err.retry_after is not None:
                 headers["retry-after"] = str(max(0, math.ceil(err.retry_after)))
-        if request is not None:
-            headers["x-request-id"] = request_id(request)
-            headers.update(self.gateway.guard.cors_headers(request.headers.get("origin")))
+        if request is not None:  # x-request-id and CORS headers come from stamp_response
             record = getattr(request.ctx, "record", None)
-            if record is None:
+            if record is None:  # refused before the guard ran (unknown route, bad HTTP)
                 record = RequestRecord.start(request_id(request), request.method, request.path)
-            if record.status is None or not record.logged:
+            if not record.logged:
                 record.status = err.status
                 record.error = record.error or err.message
-            record.log()
+                record.log()
         return json_response(error_body(err, self.gateway.redact), status=err.status, headers=headers)
 
 
@@ -130,8 +128,8 @@ def create_app(gateway: Gateway) -> Sanic:
     app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
     settings = gateway.config.server
     app.config.update({
-        "TOUCHUP": False,
-        "MOTD": False,  # reads source code, which a frozen build lacks
+        "TOUCHUP": False,  # reads source code, which a frozen build lacks
+        "MOTD": False,
         "AUTO_EXTEND": False,
         "ACCESS_LOG": False,
         "NOISY_EXCEPTIONS": False,

@@ -71,37 +71,38 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
     heartbeat = Heartbeat(response, heartbeat_interval)
     heartbeat.start()
     try:
-        try:
-            async for chunk in stream:
-                if record.first_byte_ms is None:
-                    record.mark_first_byte()
-                if "usage" in chunk:
-                    record.observe_usage(chunk["usage"])
-                await response.send(sse.event(chunk))
-                heartbeat.wrote()
-        except asyncio.CancelledError:
-            if stopping():  # not the client leaving: tell it why its answer ends here
-                await heartbeat.stop()
-                with contextlib.suppress(Exception):
-                    stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
-                    await response.send(sse.event(error_body(stopped)))
-                    await response.eof()
-            raise
-        except GatewayError as exc:
-            record.error = exc.message
-            await heartbeat.stop()
-            await response.send(sse.event(error_body(exc, redact)))
-        except Exception as exc:  # a gateway bug: still end the stream the honest way
-            logger.opt(exception=exc).error("relay failed for request {}", record.request_id)
-            record.error = f"internal error: {type(exc).__name__}"
-            await heartbeat.stop()
-            bug = GatewayError("The gateway failed while relaying the stream")
-            await response.send(sse.event(error_body(bug)))
-        else:
-            await heartbeat.stop()
-            await response.send(sse.DONE)
+        ending = await _pump(stream, response, record, heartbeat, redact)
+        await response.send(ending)
         await response.eof()
+    except asyncio.CancelledError:
+        if stopping():  # not the client leaving: tell it why its answer ends here
+            with contextlib.suppress(Exception):
+                stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
+                await response.send(sse.event(error_body(stopped)))
+                await response.eof()
+        raise
     finally:
-        await heartbeat.stop()
         await stream.aclose()
 
+
+async def _pump(stream: OpenStream, response, record: RequestRecord, heartbeat: Heartbeat,
+                redact: Callable[[str], str]) -> bytes:
+    """Relays the chunks; returns the closing event: `[DONE]`, or the error that ended it."""
+    try:
+        async for chunk in stream:
+            if record.first_byte_ms is None:
+                record.mark_first_byte()
+            if "usage" in chunk:
+                record.observe_usage(chunk["usage"])
+            await response.send(sse.event(chunk))
+            heartbeat.wrote()
+    except GatewayError as exc:
+        record.error = exc.message
+        return sse.event(error_body(exc, redact))
+    except Exception as exc:  # a gateway bug: still end the stream the honest way
+        logger.opt(exception=exc).error("relay failed for request {}", record.request_id)
+        record.error = f"internal error: {type(exc).__name__}"
+        return sse.event(error_body(GatewayError("The gateway failed while relaying the stream")))
+    finally:
+        await heartbeat.stop()  # no ping may follow the closing event
+    return sse.DONE
