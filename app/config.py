@@ -37,6 +37,8 @@ class ServerSettings:
     drain_seconds: float = 3.0
     #: how long a client may take to send its request (slow-header attacks end here)
     request_timeout: float = 30.0
+    #: upstream connections open at once, over every HTTP provider
+    upstream_connections: int = 256
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,7 @@ class _Validator:
     def server(self, data: dict) -> ServerSettings:
         t = "server"
         self.known_keys(data, t, ("host", "port", "cors_origins", "allowed_hosts", "max_body_mb",
-                                  "drain_seconds", "request_timeout"))
+                                  "drain_seconds", "request_timeout", "upstream_connections"))
         d = ServerSettings()
         return ServerSettings(
             host=self.string(data, t, "host", d.host) or d.host,
@@ -292,6 +294,8 @@ class _Validator:
             max_body_mb=self.number(data, t, "max_body_mb", d.max_body_mb, positive=True),
             drain_seconds=self.number(data, t, "drain_seconds", d.drain_seconds),
             request_timeout=self.number(data, t, "request_timeout", d.request_timeout, positive=True),
+            upstream_connections=self.integer(data, t, "upstream_connections", d.upstream_connections,
+                                              minimum=1, maximum=65536),
         )
 
     def timeouts(self, data: dict) -> Timeouts:

@@ -338,6 +338,14 @@ class Scenario:
                 await self.chunk(event)
             await self.end_chunks()
             return True
+        if k == "endless":
+            # streams until the peer leaves (bounded: ten minutes), as a model that is never done
+            first, event = sse_events("openai_text.sse")[:2]
+            await self.events([first])
+            for _ in range(30_000):
+                await self.chunk(event)
+                await asyncio.sleep(0.02)
+            return False
         if k == "slow-json":
             await asyncio.sleep(30)
             return await self.json(200, transcript("openai_text.json"))
@@ -353,6 +361,13 @@ class Scenario:
             await self.events(sse_events(f"anthropic_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "endless":
+            events = sse_events("anthropic_text.sse")
+            await self.events(events[:2])
+            for _ in range(30_000):
+                await self.chunk(events[3])
+                await asyncio.sleep(0.02)
+            return False
         if k == "error-midstream":
             await self.events(sse_events("anthropic_error_midstream.sse"))
             await self.end_chunks()

@@ -11,6 +11,7 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError
 
+from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
 from .base import decode_json_body, error_from_response, translate_http_errors
@@ -37,6 +38,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     16 connections went from 839 to 1,658 req/s with eight pools)."""
 
     def __init__(self, shards: int, limits: httpx.Limits):
+        self.max_connections = limits.max_connections or 256
         per_pool = httpx.Limits(
             max_connections=max(1, (limits.max_connections or 256) // shards),
             max_keepalive_connections=max(1, (limits.max_keepalive_connections or 64) // shards),
@@ -54,10 +56,39 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         for pool in self._pools:
             await pool.aclose()
 
+    def stats(self) -> dict[str, int]:
+        """Connections in use, idle and free, and requests waiting for one, over all pools.
 
-def new_client(timeouts: Timeouts) -> httpx.AsyncClient:
+        What a leak looks like from inside: a connection stays active with nobody reading
+        it, and once every one is, requests only wait. httpcore exposes its connections;
+        the queue is read from the pool's request list (read only, never written)."""
+        active = idle = waiting = 0
+        for transport in self._pools:
+            pool = getattr(transport, "_pool", None)
+            for connection in getattr(pool, "connections", ()):
+                if connection.is_closed():
+                    continue
+                if connection.is_idle():
+                    idle += 1
+                else:
+                    active += 1
+            waiting += sum(1 for r in getattr(pool, "_requests", ()) if r.is_queued())
+        return {"limit": self.max_connections, "active": active, "idle": idle,
+                "free": max(0, self.max_connections - active), "waiting": waiting}
+
+
+def pool_stats(client: httpx.AsyncClient) -> dict[str, int]:
+    """The shared client's pool state, for /health and /admin/stats."""
+    transport = getattr(client, "_transport", None)  # the one new_client() gave it
+    if isinstance(transport, ShardedTransport):
+        return transport.stats()
+    return {"limit": 0, "active": 0, "idle": 0, "free": 0, "waiting": 0}
+
+
+def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncClient:
     """The shared client; reads are bounded per request by the router's own deadlines."""
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64, keepalive_expiry=30)
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(64, max_connections),
+                          keepalive_expiry=30)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect,
                               pool=timeouts.connect),
@@ -85,7 +116,7 @@ async def open_stream(client: httpx.AsyncClient, request: httpx.Request, provide
             raise error_from_response(provider, response.status_code, response.headers, content)
         yield response
     finally:
-        await response.aclose()
+        await finish(response.aclose())
 
 
 async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, Any]]:

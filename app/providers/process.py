@@ -28,6 +28,7 @@ import orjson
 from loguru import logger
 
 from .. import wire
+from ..aio import finish
 from ..config import ProviderSettings
 from ..errors import UpstreamProtocolError, UpstreamStatusError, UpstreamUnreachable
 from ..wire import Chunk, Completion
@@ -171,7 +172,7 @@ class ProcessProvider(Provider):
                     yield chunk
             finally:
                 self._runs.discard(run)
-                await run.kill()
+                await finish(run.kill())
 
     async def _text(self, run: ProgramRun, model: str) -> AsyncIterator[Chunk]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # pieces may split a character

@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 
 from loguru import logger
 
+from ..aio import finish
 from ..config import Timeouts
 from ..errors import InvalidRequest, UpstreamError, UpstreamStatusError, UpstreamTimeout
 from ..providers.base import Provider
@@ -82,7 +83,7 @@ class OpenStream:
             yield chunk
 
     async def aclose(self) -> None:
-        await self._rest.aclose()
+        await finish(self._rest.aclose())
 
 
 class Router:
@@ -131,7 +132,7 @@ class Router:
             except StopAsyncIteration:
                 raise UpstreamTimeout(f"upstream '{target.provider}' finished without sending anything") from None
             except BaseException:
-                await chunks.aclose()
+                await finish(chunks.aclose())
                 raise
             return first, chunks
 

@@ -23,7 +23,7 @@ from ..errors import ConfigError
 from ..providers.anthropic import AnthropicProvider
 from ..providers.base import Provider
 from ..providers.echo import EchoProvider
-from ..providers.http import new_client
+from ..providers.http import new_client, pool_stats
 from ..providers.openai_compat import OpenAICompatProvider
 from ..providers.process import ProcessProvider
 from ..redact import Redactor, redactor_for
@@ -198,9 +198,10 @@ class Sidecar:
         if self.crash is not None:
             loop.set_exception_handler(self.crash.loop_exception_handler)
         stopper = Stopper(loop)
-        client = new_client(config.timeouts)
+        client = new_client(config.timeouts, config.server.upstream_connections)
         gateway = Gateway(config, build_router(config, client), __version__, token=self.token,
-                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host)
+                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host,
+                          upstream_pool=lambda: pool_stats(client))
 
         async def reload_in_place() -> None:
             try:

@@ -17,6 +17,7 @@ from loguru import logger
 from sanic import Request
 
 from .. import sse
+from ..aio import finish
 from ..errors import GatewayError, GatewayStopping
 from ..routing.router import OpenStream
 from ..wire import error_body
@@ -63,26 +64,30 @@ class Heartbeat:
 async def relay_stream(request: Request, stream: OpenStream, record: RequestRecord,
                        heartbeat_interval: float, headers: dict[str, str],
                        redact: Callable[[str], str], stopping: Callable[[], bool]) -> None:
-    """Write `stream` to the client as SSE; the stream's first chunk is already in hand."""
-    response = await request.respond(
-        status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers}
-    )
-    record.status = 200
-    heartbeat = Heartbeat(response, heartbeat_interval)
-    heartbeat.start()
+    """Write `stream` to the client as SSE; the stream's first chunk is already in hand.
+
+    The upstream is closed however this ends, even if the client left before the headers
+    went out, and even if the task is cancelled again while closing it."""
+    response = None
     try:
+        response = await request.respond(
+            status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers}
+        )
+        record.status = 200
+        heartbeat = Heartbeat(response, heartbeat_interval)
+        heartbeat.start()
         ending = await _pump(stream, response, record, heartbeat, redact)
         await response.send(ending)
         await response.eof()
     except asyncio.CancelledError:
-        if stopping():  # not the client leaving: tell it why its answer ends here
+        if stopping() and response is not None:  # not the client leaving: tell it why the answer ends
             with contextlib.suppress(Exception):
                 stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
                 await response.send(sse.event(error_body(stopped)))
                 await response.eof()
         raise
     finally:
-        await stream.aclose()
+        await finish(stream.aclose())
 
 
 async def _pump(stream: OpenStream, response, record: RequestRecord, heartbeat: Heartbeat,

@@ -77,12 +77,20 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
 
     @route("GET", "/health")
     async def health(request: Request) -> HTTPResponse:
-        return json_response({
-            "status": "ok",
+        """ok, or 503 degraded while no upstream request could get a connection."""
+        pool = gateway.upstream_pool() if gateway.upstream_pool else None
+        exhausted = pool is not None and pool["limit"] > 0 and pool["free"] == 0
+        body: dict[str, object] = {
+            "status": "degraded" if exhausted else "ok",
             "version": gateway.version,
             "pid": os.getpid(),
             "uptime_s": round(time.monotonic() - gateway.started, 3),
-        })
+        }
+        if exhausted:
+            body["reason"] = "every upstream connection is in use; new upstream requests wait for one"
+        if pool is not None:
+            body["upstream_pool"] = pool
+        return json_response(body, status=503 if exhausted else 200)
 
     @route("GET", "/v1/models")
     async def list_models(request: Request) -> HTTPResponse:
@@ -134,6 +142,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
             "uptime_s": round(time.monotonic() - gateway.started, 3),
             "inflight_requests": len(gateway.inflight),
             "asyncio_tasks": len(asyncio.all_tasks()),
+            "upstream_pool": gateway.upstream_pool() if gateway.upstream_pool else None,
             **process_stats(),
         })
 

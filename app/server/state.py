@@ -27,6 +27,8 @@ class Gateway:
     request_stop: Callable[[str], None] | None = None
     #: the address the gateway listens on; a specific non-loopback one is a valid Host too
     bind_host: str | None = None
+    #: the upstream connection pool's state (limit, active, idle, free, waiting)
+    upstream_pool: Callable[[], dict[str, int]] | None = None
     started: float = field(default_factory=time.monotonic)
     #: in-flight request handlers, cancelled when a graceful stop runs out of patience
     inflight: set = field(default_factory=set)
