@@ -80,6 +80,10 @@ class ProviderSettings:
     missing_env: tuple[str, ...] = ()
     #: Anthropic requires max_tokens; this is sent when the client gives none
     default_max_tokens: int = 4096
+    #: process providers: variables for the program, besides the few every program needs
+    env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    #: values read from the environment into a command or env entry (masked like keys)
+    interpolated_secrets: tuple[str, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -93,16 +97,21 @@ class Config:
     source: str = "built-in"
 
     def secrets(self) -> list[str]:
-        """Every configured credential, for redaction."""
+        """Every configured credential, for redaction: keys, every custom header's value
+        but for a few headers that are known to carry none, and whatever a program's
+        command or environment reads from a variable."""
         found = [p.api_key for p in self.providers if p.api_key]
         for p in self.providers:
-            found += [value for name, value in p.headers if _is_credential_header(name)]
+            found += [value for name, value in p.headers if name.lower() not in PUBLIC_HEADERS]
+            found += p.interpolated_secrets
         return [s for s in found if len(s) >= 4]
 
 
-def _is_credential_header(name: str) -> bool:
-    lowered = name.lower()
-    return lowered in ("authorization", "x-api-key", "api-key") or "key" in lowered or "token" in lowered
+#: provider headers whose values are settings, not credentials
+PUBLIC_HEADERS = frozenset({
+    "accept", "content-type", "user-agent", "anthropic-version", "anthropic-beta", "openai-beta",
+    "http-referer", "referer", "x-title", "api-version",
+})
 
 
 # Well-known key variables and the OpenAI-compatible (or Anthropic) API each unlocks.
@@ -268,6 +277,10 @@ class _Validator:
 
         return _ENV_RE.sub(replace, value)
 
+    def interpolated(self, value: str) -> list[str]:
+        """The environment values that `${NAME}` references in `value` stand for."""
+        return [self.env[m.group(1)] for m in _ENV_RE.finditer(value) if self.env.get(m.group(1))]
+
     # -- sections ----------------------------------------------------------------------
     def config(self, raw: dict) -> Config:
         self.known_keys(raw, "", ("server", "timeouts", "retry", "providers", "aliases"))
@@ -333,7 +346,7 @@ class _Validator:
             if not isinstance(body, dict):
                 raise self.fail("providers", name, "must be a table")
             self.known_keys(body, t, ("type", "base_url", "api_key", "headers", "models", "command",
-                                      "output", "max_concurrency", "default_max_tokens"))
+                                      "output", "max_concurrency", "default_max_tokens", "env"))
             if "type" not in body:
                 raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
             type_ = self.string(body, t, "type", choices=PROVIDER_TYPES) or ""
@@ -362,7 +375,15 @@ class _Validator:
             command = self.strings(body, t, "command")
             if type_ == "process" and not command:
                 raise self.fail(t, "command", "missing: the program and its arguments, as a list")
+            # a credential may travel in a program's argv too: what came from ${VAR} is secret
+            secrets = [value for part in command for value in self.interpolated(part)]
             command = tuple(self.interpolate(part, missing) for part in command)
+            env = []
+            for key, value in self.table(body, t, "env").items():
+                if not isinstance(value, str):
+                    raise self.fail(f"{t}.env", key, "must be a string")
+                secrets += self.interpolated(value)
+                env.append((key, self.interpolate(value, missing)))
             result.append(ProviderSettings(
                 name=name,
                 type=type_,
@@ -375,6 +396,8 @@ class _Validator:
                 max_concurrency=self.integer(body, t, "max_concurrency", 4, minimum=1),
                 missing_env=tuple(dict.fromkeys(missing)),
                 default_max_tokens=self.integer(body, t, "default_max_tokens", 4096, minimum=1),
+                env=tuple(env),
+                interpolated_secrets=tuple(secrets),
             ))
         return tuple(result)
 

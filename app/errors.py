@@ -15,7 +15,8 @@ into this tree at the provider boundary and nowhere else.
     │   ├── MethodNotAllowed          405
     │   ├── RequestTimeout            408 (the body came too slowly)
     │   ├── PayloadTooLarge           413
-    │   └── UnsupportedMediaType      415
+    │   ├── UnsupportedMediaType      415
+    │   └── HeadersTooLarge           431
     ├── GatewayStopping               503 (a stop cut the request short)
     ├── ConfigError                   (never sent to a client; exit 78)
     └── UpstreamError                 502 api_error          (the upstream failed)
@@ -100,6 +101,11 @@ class PayloadTooLarge(ClientError):
 class UnsupportedMediaType(ClientError):
     status = 415
     code = "unsupported_media_type"
+
+
+class HeadersTooLarge(ClientError):
+    status = 431
+    code = "headers_too_large"
 
 
 class GatewayStopping(GatewayError):

@@ -157,3 +157,60 @@ def test_refused_requests_are_answered_before_their_body_is_read(guarded):
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
     assert time.monotonic() - started < 2
+
+
+# -- every configured credential is a secret ------------------------------------------------
+
+CUSTOM_AUTH = "custom-auth-value-7781"
+LITERAL_SECRET = "literal-secret-in-config-5512"
+
+
+@pytest.fixture(scope="module")
+def custom(tmp_path_factory, upstream):
+    import sys
+    from pathlib import Path
+
+    python = sys.executable.replace("\\", "/")
+    fake_model = str(Path(__file__).parent / "helpers" / "fake_model.py").replace("\\", "/")
+    tmp = tmp_path_factory.mktemp("custom-headers")
+    config = write_config(tmp, f"""
+[providers.up]
+type = "openai"
+base_url = "{upstream.base_url}"
+models = ["*"]
+headers = {{ "X-Custom-Auth" = "${{CUSTOM_AUTH}}", "X-Api-Secret" = "{LITERAL_SECRET}", "X-Title" = "Chat App" }}
+
+[providers.local]
+type = "process"
+command = ["{python}", "{fake_model}"]
+models = ["env"]
+env = {{ MODEL_HOME = "/opt/models" }}
+""")
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
+                        env={"AI_GATEWAY_TOKEN": TOKEN, "CUSTOM_AUTH": CUSTOM_AUTH,
+                             "UPSTREAM_KEY": UPSTREAM_KEY, "OTHER_API_KEY": "sk-other-provider-key-0099"}) as gw:
+        yield gw
+
+
+def test_custom_header_credentials_quoted_by_the_upstream_are_masked(custom):
+    response = httpx.post(custom.url + "/v1/chat/completions", headers=auth(),
+                          json={**CHAT, "model": "up/error-quoting-headers"})
+    assert response.status_code == 400
+    assert "x-custom-auth=" in response.text  # the upstream really quoted the headers back
+    assert CUSTOM_AUTH not in response.text and LITERAL_SECRET not in response.text
+    assert "Chat App" in response.text  # a title is no secret
+    log = custom.log_text() + custom.stderr()
+    assert CUSTOM_AUTH not in log and LITERAL_SECRET not in log
+
+
+def test_a_program_gets_what_it_needs_and_no_credentials(custom):
+    import orjson
+
+    response = httpx.post(custom.url + "/v1/chat/completions", headers=auth(), timeout=20,
+                          json={**CHAT, "model": "local/env"})
+    assert response.status_code == 200, response.text
+    env = orjson.loads(response.json()["choices"][0]["message"]["content"])
+    assert env["MODEL_HOME"] == "/opt/models"
+    assert "PATH" in env
+    for name in ("AI_GATEWAY_TOKEN", "CUSTOM_AUTH", "UPSTREAM_KEY", "OTHER_API_KEY"):
+        assert name not in env, name

@@ -304,6 +304,10 @@ class Scenario:
                                    content_type="text/html")
         if k == "error-401":
             return await self.json(401, transcript("openai_error_401.json"))
+        if k == "error-quoting-headers":
+            # an upstream whose error message quotes every header it was sent, as some do
+            quoted = "; ".join(f"{name}={value}" for name, value in self.seen.headers.items())
+            return await self.json(400, orjson.dumps({"error": {"message": f"bad request ({quoted})"}}))
         if k == "error-400":
             return await self.json(400, b'{"error":{"message":"Invalid value for temperature","type":'
                                         b'"invalid_request_error","param":"temperature","code":"invalid_value"}}')

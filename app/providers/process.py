@@ -61,13 +61,14 @@ class ProgramRun:
         self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(), name="process-stderr")
 
     @classmethod
-    async def start(cls, provider: str, command: tuple[str, ...], request: bytes) -> ProgramRun:
-        options: dict[str, Any]
+    async def start(cls, provider: str, command: tuple[str, ...], request: bytes,
+                    env: dict[str, str] | None = None) -> ProgramRun:
+        options: dict[str, Any] = {"env": env}
         if sys.platform == "win32":
             # no console window flashes, and the group lets taskkill end the whole tree
-            options = {"creationflags": CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP}
+            options["creationflags"] = CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
         else:
-            options = {"start_new_session": True}  # its own process group: killpg ends the tree
+            options["start_new_session"] = True  # its own process group: killpg ends the tree
         try:
             process = await asyncio.create_subprocess_exec(
                 *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -153,6 +154,25 @@ class ProgramRun:
             await self._stderr_task
 
 
+#: what any program needs to run (find executables, a home, a temp dir, its locale, and
+#: on Windows the system's own directories); never the gateway's token or provider keys
+BASE_ENV = frozenset({
+    "PATH", "HOME", "USER", "USERNAME", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
+    "PYTHONIOENCODING", "VIRTUAL_ENV", "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT",
+    "APPDATA", "LOCALAPPDATA", "PROGRAMDATA", "PROGRAMFILES", "PROGRAMFILES(X86)", "USERPROFILE",
+    "HOMEDRIVE", "HOMEPATH", "NUMBER_OF_PROCESSORS", "PROCESSOR_ARCHITECTURE",
+})
+
+
+def program_env(settings: ProviderSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a provider's program: the basics, its configured `env`, nothing else."""
+    environ = dict(os.environ) if environ is None else environ
+    env = {k: v for k, v in environ.items()
+           if k.upper() in BASE_ENV or k.upper().startswith(("LC_", "XDG_"))}
+    env.update(settings.env)
+    return env
+
+
 class ProcessProvider(Provider):
     def __init__(self, settings: ProviderSettings):
         super().__init__(settings)
@@ -164,7 +184,7 @@ class ProcessProvider(Provider):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         async with self._slots:
-            run = await ProgramRun.start(self.name, self.settings.command, request)
+            run = await ProgramRun.start(self.name, self.settings.command, request, program_env(self.settings))
             self._runs.add(run)
             try:
                 chunks = self._jsonl(run, model) if self.settings.output == "jsonl" else self._text(run, model)

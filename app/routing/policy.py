@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import RetrySettings
 from ..errors import UpstreamError
@@ -33,13 +35,17 @@ class RetryPolicy:
 
 @dataclass
 class Cooldowns:
-    """A target that failed `after` times in a row is skipped for `seconds`."""
+    """A target that failed `after` times in a row is skipped for `seconds`.
+
+    Targets are named by clients (`provider/<anything>`), so the bookkeeping is bounded:
+    past `capacity` targets the least recently failed one is forgotten."""
 
     after: int
     seconds: float
     clock: Callable[[], float] = time.monotonic
-    _failures: dict[str, int] = field(default_factory=dict)
-    _until: dict[str, float] = field(default_factory=dict)
+    capacity: int = 1024
+    _failures: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    _until: OrderedDict[str, float] = field(default_factory=OrderedDict)
 
     def available(self, key: str) -> bool:
         until = self._until.get(key)
@@ -53,12 +59,24 @@ class Cooldowns:
     def failed(self, key: str) -> None:
         if self.after <= 0:
             return
-        count = self._failures.get(key, 0) + 1
-        self._failures[key] = count
+        count = self._failures.pop(key, 0) + 1
         if count >= self.after:
+            self._until.pop(key, None)
             self._until[key] = self.clock() + self.seconds
-            self._failures[key] = 0
+            _bound(self._until, self.capacity)
+        else:
+            self._failures[key] = count
+            _bound(self._failures, self.capacity)
+
+    def __len__(self) -> int:
+        """Targets remembered (failing or cooling down)."""
+        return len(self._failures) + len(self._until)
 
     def succeeded(self, key: str) -> None:
         self._failures.pop(key, None)
         self._until.pop(key, None)
+
+
+def _bound(entries: OrderedDict[str, Any], capacity: int) -> None:
+    while len(entries) > capacity:
+        entries.popitem(last=False)

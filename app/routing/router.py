@@ -171,7 +171,8 @@ class Router:
                 last_error = error
                 if isinstance(error, UpstreamStatusError):
                     last_answer = error
-                self.cooldowns.failed(target.label)
+                if error.retryable:  # a request the upstream refused says nothing of its health
+                    self.cooldowns.failed(target.label)
                 delay = self.policy.delay(tries, error)
                 logger.bind(target=target.label).info(
                     "upstream attempt {} failed: {}{}", attempts, error.message,

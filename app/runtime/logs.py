@@ -18,6 +18,8 @@ from pathlib import Path
 from loguru import logger
 
 from ..redact import Redactor
+from ..text import printable
+from .stdio import QueuedWriter, queue_stderr
 
 LOG_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <7} | {name}:{line} | {message}"
 MAX_BYTES = 10 * 1024 * 1024
@@ -112,6 +114,10 @@ class Logs:
         self._stamp = ""
         self.debug_to_stderr = level.upper() in ("DEBUG", "TRACE")
         logger.remove()
+        # a message may quote what a client or an upstream sent: one sanitiser for all
+        logger.configure(patcher=_sanitise_message)
+        # stderr writes must never block the event loop, whoever reads (or not) the pipe
+        self.stderr: QueuedWriter | None = queue_stderr()
         if sys.stderr is not None:
             sink = _Redacting(redactor, sys.stderr.write)
             self._sinks.append(sink)
@@ -159,6 +165,12 @@ class Logs:
         logger.remove()
         if self.file is not None:
             self.file.close()
+        if self.stderr is not None:
+            self.stderr.drain(1.0)  # a pipe nobody reads must not hold up the exit
+
+
+def _sanitise_message(record) -> None:
+    record["message"] = printable(record["message"], 4000)
 
 
 def min_level(a: str, b: str) -> str:

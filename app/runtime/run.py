@@ -33,6 +33,7 @@ from ..routing.table import RoutingTable
 from ..server.accounting import RequestRecord
 from ..server.app import create_app
 from ..server.guard import is_loopback
+from ..server.protocol import GatewayProtocol
 from ..server.state import Gateway
 from .crash import CrashRecorder
 from .lifecycle import (
@@ -214,7 +215,7 @@ class Sidecar:
 
         app = create_app(gateway)
         server = await app.create_server(
-            sock=sock, access_log=False, return_asyncio_server=True,
+            sock=sock, access_log=False, return_asyncio_server=True, protocol=GatewayProtocol,
             asyncio_server_kwargs={"start_serving": False},  # not before the app is ready
         )
         assert server is not None  # always, with return_asyncio_server

@@ -8,9 +8,12 @@ null sink where a stream is missing.
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import sys
+import threading
+from typing import TextIO
 
 
 class NullStream(io.TextIOBase):
@@ -81,3 +84,86 @@ def harden() -> None:
             pass  # a stream that was already read from or is detached keeps its settings
     os.environ.setdefault("PYTHONIOENCODING", "utf-8:replace")  # for child processes
 
+
+
+class QueuedWriter(io.TextIOBase):
+    """A text stream whose writes never block: a thread hands them to the real stream.
+
+    A supervisor that pipes our stderr and never reads it fills the pipe (about 64 KB);
+    a plain `write()` then blocks, and on the event loop's thread that freezes the whole
+    gateway. Here only the writer thread waits; when more than `limit` characters are
+    waiting, new text is dropped and counted, and the count is written once the stream
+    drains again."""
+
+    def __init__(self, stream: TextIO, limit: int = 1 << 20):
+        self._stream = stream
+        self._limit = limit
+        self._pending: collections.deque[str] = collections.deque()
+        self._size = 0
+        self._dropped = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._idle = threading.Event()
+        self._idle.set()
+        self._thread = threading.Thread(target=self._run, name="stderr-writer", daemon=True)
+        self._thread.start()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", "utf-8")
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return bool(getattr(self._stream, "isatty", lambda: False)())
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            if self._size + len(text) > self._limit:
+                self._dropped += 1
+            else:
+                self._pending.append(text)
+                self._size += len(text)
+                self._idle.clear()
+                self._wake.notify()
+        return len(text)
+
+    def flush(self) -> None:
+        """Never waits: the writer thread flushes after every batch."""
+
+    def drain(self, timeout: float) -> bool:
+        """Wait up to `timeout` for everything written so far to reach the stream."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._dropped:
+                    self._idle.set()
+                    self._wake.wait()
+                batch = "".join(self._pending)
+                self._pending.clear()
+                self._size = 0
+                dropped, self._dropped = self._dropped, 0
+            if dropped:
+                batch += f"[{dropped} log writes dropped: nobody was reading stderr]\n"
+            try:
+                self._stream.write(batch)
+                self._stream.flush()
+            except (OSError, ValueError):
+                pass  # a closed stderr: nothing to do but carry on
+
+
+def queue_stderr() -> QueuedWriter | None:
+    """Put a QueuedWriter in front of sys.stderr (once); returns it."""
+    if isinstance(sys.stderr, QueuedWriter):
+        return sys.stderr
+    if sys.stderr is None or isinstance(sys.stderr, NullStream):
+        return None
+    writer = QueuedWriter(sys.stderr)
+    sys.stderr = writer
+    return writer

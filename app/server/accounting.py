@@ -12,6 +12,8 @@ from typing import Any, ClassVar
 
 from loguru import logger
 
+from ..text import log_field
+
 
 def _through_loguru(line: str) -> None:
     logger.bind(request=True).info(line)
@@ -60,16 +62,18 @@ class RequestRecord:
             return
         self.logged = True
         latency = (time.perf_counter() - self.started) * 1000
+        # everything a client chose (path, model, and the target and error that name it)
+        # goes through one sanitiser: no value can forge a line or pose as another field
         fields = [
             f"id={self.request_id}",
-            f"{self.method} {self.path}",
+            f"{log_field(self.method, 20)} {log_field(self.path)}",
             f"status={self.status if self.status is not None else '-'}",
             f"ms={latency:.1f}",
         ]
         if self.model is not None:
-            fields.append(f"model={self.model}")
+            fields.append(f"model={log_field(self.model)}")
         if self.target is not None:
-            fields.append(f"target={self.target}")
+            fields.append(f"target={log_field(self.target)}")
         if self.stream:
             fields.append("stream=1")
         if self.first_byte_ms is not None:
@@ -80,5 +84,5 @@ class RequestRecord:
             fields.append(f"attempts={self.attempts}")
         fields.append(f"disconnected={'yes' if self.disconnected else 'no'}")
         if self.error:
-            fields.append(f"error={self.error!r}")
+            fields.append(f"error={log_field(self.error, 500)}")
         RequestRecord.sink("request " + " ".join(fields))

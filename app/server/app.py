@@ -18,6 +18,7 @@ from sanic.handlers import ErrorHandler
 from ..errors import (
     ClientError,
     GatewayError,
+    HeadersTooLarge,
     InvalidRequest,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -83,6 +84,8 @@ def as_gateway_error(exc: BaseException, request: Request | None) -> GatewayErro
             return unknown_route(method, path)  # only the preflight route matched
         return MethodNotAllowed(f"Method {method} is not allowed for {path}")
     if isinstance(exc, sanic_errors.PayloadTooLarge):
+        if "header" in str(exc).lower():  # Sanic's own limit on the request head
+            return HeadersTooLarge("The request headers are too large")
         return PayloadTooLarge("The request body is too large")
     if isinstance(exc, sanic_errors.SanicException):
         status = getattr(exc, "status_code", 500) or 500
@@ -118,8 +121,11 @@ class OpenAIErrorHandler(ErrorHandler):
             if record is None:  # refused before the guard ran (unknown route, bad HTTP)
                 record = RequestRecord.start(request_id(request), request.method, request.path)
             if not record.logged:
-                record.status = err.status
-                record.error = record.error or err.message
+                if isinstance(exception, asyncio.CancelledError):
+                    record.disconnected = True  # gone before an answer: no status was sent
+                else:
+                    record.status = err.status
+                    record.error = record.error or err.message
                 record.log()
         return json_response(error_body(err, self.gateway.redact), status=err.status, headers=headers)
 
@@ -143,8 +149,20 @@ def create_app(gateway: Gateway) -> Sanic:
     })
     app.error_handler = OpenAIErrorHandler(gateway)
 
+    @app.signal("http.lifecycle.exception")
+    async def remember_failure(request: Request | None, exception: BaseException) -> None:
+        if request is not None:
+            request.ctx.failed_with = exception
+
     @app.on_request
     async def guard_request(request: Request) -> HTTPResponse | None:
+        failed = getattr(request.ctx, "failed_with", None)
+        if failed is not None and not isinstance(failed, (sanic_errors.NotFound, sanic_errors.MethodNotAllowed)):
+            # Sanic runs request middleware again before rendering an error. A request it
+            # could not even parse (duplicate Content-Length, an oversized head) has no
+            # headers to check; one the guard already refused or passed must keep the
+            # answer it earned. Routing errors do pass the guard: no 404 before a 403.
+            return None
         request.ctx.record = RequestRecord.start(request_id(request), request.method, request.path)
         guard = gateway.guard
         guard.check_host(request.headers.get("host"))

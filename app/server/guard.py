@@ -11,6 +11,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 
 from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
+from ..text import printable
 
 TAURI_ORIGINS = ("tauri://localhost", "http://tauri.localhost", "https://tauri.localhost")
 LOOPBACK_NAMES = ("localhost",)
@@ -54,7 +55,7 @@ class Guard:
         name = host_name(host_header)
         if is_loopback(name) or name in self.allowed_hosts:
             return
-        raise Forbidden(f"Host '{name}' is not allowed; use 127.0.0.1 or localhost",
+        raise Forbidden(f"Host '{printable(name)}' is not allowed; use 127.0.0.1 or localhost",
                         code="host_not_allowed")
 
     def origin_allowed(self, origin: str) -> bool:
@@ -62,13 +63,15 @@ class Guard:
 
     def check_origin(self, origin: str | None) -> None:
         if origin is not None and not self.origin_allowed(origin):
-            raise Forbidden(f"Origin '{origin}' is not allowed", code="origin_not_allowed")
+            raise Forbidden(f"Origin '{printable(origin)}' is not allowed", code="origin_not_allowed")
 
     def check_token(self, authorization: str | None) -> None:
         if self._token is None:
             return
         scheme, _, presented = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), self._token):
+        # header bytes that are not UTF-8 arrive as surrogates: compare them as the bytes they were
+        given = presented.strip().encode("utf-8", "surrogateescape")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
             raise Unauthorized(
                 "Missing or invalid bearer token: send 'Authorization: Bearer <AI_GATEWAY_TOKEN>'"
             )
@@ -78,7 +81,7 @@ class Guard:
         media = (content_type or "").split(";", 1)[0].strip().lower()
         if media != "application/json":
             raise UnsupportedMediaType(
-                f"POST bodies must be 'application/json', not '{media or 'nothing'}'",
+                f"POST bodies must be 'application/json', not '{printable(media, 100) or 'nothing'}'",
                 code="unsupported_media_type",
             )
 

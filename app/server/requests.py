@@ -9,6 +9,11 @@ import orjson
 from ..errors import InvalidJSON, InvalidRequest
 
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
+#: bodies are re-encoded for the upstream, and orjson refuses to write more than 254
+#: levels (it reads deeper ones): refuse them here, with a 400 that says why
+MAX_DEPTH = 128
+#: real model ids are short; a 20 MB one would only be logged, echoed and remembered
+MAX_MODEL_CHARS = 256
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -21,7 +26,24 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidJSON(f"The request body must be a JSON object, not {type(body).__name__}")
+    if nesting_depth(body) > MAX_DEPTH:
+        raise InvalidJSON(f"The request body is nested more than {MAX_DEPTH} levels deep")
     return body
+
+
+def nesting_depth(value: Any) -> int:
+    """How deep objects and arrays nest in `value` (a scalar is 0), without recursion."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > deepest:
+            deepest = depth
+            if deepest > MAX_DEPTH:
+                return deepest
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
 
 
 def _is_int(value: Any) -> bool:
@@ -38,6 +60,8 @@ def check_model(body: dict[str, Any]) -> str:
         raise InvalidRequest("Missing required parameter: 'model'", param="model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("'model' must be a non-empty string", param="model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"'model' is longer than {MAX_MODEL_CHARS} characters", param="model")
     return model
 
 
@@ -67,6 +91,10 @@ def check_chat_request(body: dict[str, Any]) -> None:
                 if not isinstance(part, dict) or not isinstance(part.get("type"), str):
                     raise InvalidRequest(f"'{where}.content[{j}]' must be an object with a 'type'",
                                          param=f"{where}.content[{j}]")
+                if part["type"] == "text" and not isinstance(part.get("text"), str):
+                    raise InvalidRequest(f"'{where}.content[{j}].text' must be a string",
+                                         param=f"{where}.content[{j}].text")
+        _check_tool_calls(message.get("tool_calls"), where)
     if "stream" in body and body["stream"] is not None and not isinstance(body["stream"], bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
     options = body.get("stream_options")
@@ -89,6 +117,26 @@ def check_chat_request(body: dict[str, Any]) -> None:
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, (str, list)):
         raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")
+
+
+def _check_tool_calls(calls: Any, where: str) -> None:
+    """An assistant message's `tool_calls`, as every provider (and translator) reads them."""
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"'{where}.tool_calls' must be an array", param=f"{where}.tool_calls")
+    for k, call in enumerate(calls):
+        at = f"{where}.tool_calls[{k}]"
+        if not isinstance(call, dict):
+            raise InvalidRequest(f"'{at}' must be an object", param=at)
+        if call.get("id") is not None and not isinstance(call["id"], str):
+            raise InvalidRequest(f"'{at}.id' must be a string", param=f"{at}.id")
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise InvalidRequest(f"'{at}.function' must be an object with a 'name'", param=f"{at}.function")
+        arguments = function.get("arguments")
+        if arguments is not None and not isinstance(arguments, (str, dict)):
+            raise InvalidRequest(f"'{at}.function.arguments' must be a JSON string", param=f"{at}.function.arguments")
 
 
 def check_embeddings_request(body: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from sanic import HTTPResponse, Request, Sanic
 
 from .. import wire
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
+from ..text import header_value
 from .relay import relay_stream
 from .requests import check_chat_request, check_embeddings_request, parse_json_object
 from .state import Gateway
@@ -25,7 +26,8 @@ def json_response(payload, status: int = 200, headers: dict[str, str] | None = N
 
 
 def target_headers(target_label: str) -> dict[str, str]:
-    return {"x-gateway-target": target_label}
+    # the label holds the model the client named: it must not write raw bytes into a header
+    return {"x-gateway-target": header_value(target_label)}
 
 
 Handler = Callable[..., Awaitable[HTTPResponse | None]]
@@ -143,6 +145,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
             "inflight_requests": len(gateway.inflight),
             "asyncio_tasks": len(asyncio.all_tasks()),
             "upstream_pool": gateway.upstream_pool() if gateway.upstream_pool else None,
+            "cooldown_targets": len(gateway.router.cooldowns),
             **process_stats(),
         })
 

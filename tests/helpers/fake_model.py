@@ -28,6 +28,8 @@ if model == "words":
         out.write(word.encode())
         out.flush()
         time.sleep(0.01)
+elif model == "env":  # the program's whole environment, as JSON
+    out.write(json.dumps(dict(os.environ)).encode())
 elif model == "split-utf8":
     data = "你好 👋".encode()
     for i in range(len(data)):  # one byte at a time: characters arrive split
