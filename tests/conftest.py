@@ -67,7 +67,7 @@ max_concurrency = 8
 type = "process"
 command = ["{python}", "{fake_model}"]
 output = "jsonl"
-models = ["jsonl", "jsonl-error"]
+models = ["jsonl", "jsonl-error", "jsonl-tools"]
 
 [providers.dead]
 type = "openai"

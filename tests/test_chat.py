@@ -255,3 +255,13 @@ def test_request_log_line(client, gateway):
     assert "status=200" in line and "model=up/text" in line and "target=up/text" in line
     assert "tokens=9+6" in line and "disconnected=no" in line and "ttfb_ms=" in line
     assert "secret words" not in gateway.log_text()
+
+
+@pytest.mark.parametrize("include_usage", [False, True])
+def test_a_whole_answer_to_a_stream_request_is_replayed_as_chunks(client, include_usage):
+    options = {"include_usage": True} if include_usage else None
+    chunks = list(client.chat.completions.create(model="up/json-anyway", stream=True, stream_options=options,
+                                                 messages=[{"role": "user", "content": "hi"}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! 你好 👋"
+    usage_chunks = [c for c in chunks if c.usage is not None]
+    assert len(usage_chunks) == (1 if include_usage else 0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import httpx
 import openai
 import pytest
 
@@ -124,3 +125,26 @@ chain = ["up/429-slow:{key}", "up/text:{key}"]
         time.sleep(2.5)
         assert len(upstream.requests_for(f"429-slow:{key}")) == 1
         assert upstream.requests_for(f"text:{key}") == []
+
+
+def test_the_log_line_names_the_attempts_and_target_when_every_try_failed(retrying):
+    rid = "hopeless-" + uuid.uuid4().hex
+    reply = httpx.post(retrying.url + "/v1/chat/completions", headers={"x-request-id": rid}, timeout=30,
+                       json={"model": "hopeless", "messages": [{"role": "user", "content": "hi"}]})
+    assert reply.status_code == 502
+    line = retrying.log_line_for(rid)
+    assert "attempts=4" in line and "target=up/error-500:hopeless" in line, line
+
+
+def test_the_log_line_names_the_target_when_the_client_left_before_the_answer(retrying, upstream):
+    rid = "left-" + uuid.uuid4().hex
+    model = f"hang-before-headers:{rid}"
+    sock = rawhttp.post(retrying.port, "/v1/chat/completions", {
+        "model": f"up/{model}", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-request-id": rid})
+    deadline = time.monotonic() + 5
+    while not upstream.requests_for(model) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    sock.close()
+    line = retrying.log_line_for(rid)
+    assert "disconnected=yes" in line and f"target=up/{model}" in line, line

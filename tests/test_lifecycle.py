@@ -293,3 +293,38 @@ models = ["*"]
         assert "slow-drip:reload" not in models(gw)
         missing = httpx.post(gw.url + "/v1/chat/completions", json={**body, "stream": False})
         assert missing.status_code == 404
+
+
+def test_admin_posts_need_no_body(tmp_path):
+    config = write_config(tmp_path, RELOAD_BASE)
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        reloaded = httpx.post(gw.url + "/admin/reload")
+        assert reloaded.status_code == 200, reloaded.text
+        empty_chat = httpx.post(gw.url + "/v1/chat/completions")
+        assert empty_chat.status_code == 400 and empty_chat.json()["error"]["code"] == "invalid_json"
+        assert httpx.post(gw.url + "/admin/shutdown").status_code == 200
+        assert gw.wait(10) == 0
+
+
+def test_reload_applies_client_settings_and_names_what_needs_a_restart(tmp_path, upstream):
+    base = f"""
+[providers.up]
+type = "openai"
+base_url = "{upstream.base_url}"
+models = ["*"]
+"""
+    config = write_config(tmp_path, base)
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        chat = {"model": "text", "messages": [{"role": "user", "content": "x"}]}
+        assert httpx.post(gw.url + "/v1/chat/completions", json=chat).status_code == 200
+        pooled = upstream.open_connections  # the answer's connection stays pooled, idle
+        config.write_text("[server]\nport = 1\nupstream_connections = 16\n" + base)
+        reply = httpx.post(gw.url + "/admin/reload").json()
+        assert reply["restart_needed"] == ["server.port"]
+        stats = httpx.get(gw.url + "/admin/stats").json()
+        assert stats["upstream_pool"]["limit"] == 16  # a new client, built from the new settings
+        deadline = time.monotonic() + 5  # and the old one is closed, its idle connection too
+        while upstream.open_connections >= pooled and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.open_connections < pooled
+        assert httpx.post(gw.url + "/v1/chat/completions", json=chat).status_code == 200

@@ -122,3 +122,19 @@ def test_gateway_survives_a_program_that_floods_stdout(gateway, client):
     if shutil.which("pgrep"):
         running = subprocess.run(["pgrep", "-f", "fake_model.py"], capture_output=True, text=True).stdout.split()
         assert wait_gone([int(p) for p in running]), "a flooding program was left running"
+
+
+@pytest.mark.parametrize("model", ["words", "jsonl", "jsonl-tools"])
+def test_one_answer_has_one_id(client, model):
+    chunks = list(client.chat.completions.create(model=model, stream=True,
+                                                 messages=[{"role": "user", "content": "hi"}]))
+    assert len({c.id for c in chunks}) == 1, {c.id for c in chunks}
+    assert len({c.created for c in chunks}) == 1
+
+
+def test_a_whole_answer_merges_streamed_tool_call_pieces(client):
+    reply = client.chat.completions.create(model="jsonl-tools", messages=[{"role": "user", "content": "hi"}])
+    (call,) = reply.choices[0].message.tool_calls
+    assert call.id == "call_1" and call.function.name == "get_weather"
+    assert call.function.arguments == '{"city": "Paris"}'
+    assert reply.choices[0].finish_reason == "tool_calls"

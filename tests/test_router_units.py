@@ -169,6 +169,19 @@ def test_a_cooling_target_is_skipped_while_another_is_left():
     assert a.calls == 1 and b.calls == 2  # a is cooling down: not even tried
 
 
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+def test_client_errors_do_not_cool_a_target_down(status):
+    """Three malformed requests in a row say nothing about the target's health."""
+    a = Scripted("a", [UpstreamStatusError("bad request", status=status)] * 3)
+    b = Scripted("b", [])
+    router, _ = make_router({"a": a, "b": b}, {"chain": ["a/m", "b/m"]}, attempts=1, cooldown_after=3)
+    for _ in range(3):
+        run(router.complete({"model": "chain"}))
+    assert a.calls == 3
+    run(router.complete({"model": "chain"}))
+    assert a.calls == 4  # still tried first
+
+
 def test_an_upstreams_answer_beats_a_later_connection_failure():
     a = Scripted("a", [UpstreamStatusError("model not found at a", status=404)])
     b = Scripted("b", [UpstreamUnreachable("b down")] * 2)

@@ -221,6 +221,8 @@ class Scenario:
             await self.events(sse_events(f"openai_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "json-anyway":  # a server that ignores `stream` and answers at once
+            return await self.json(200, transcript("openai_text.json"))
         if k == "echo-body":
             reply = {"id": "chatcmpl-echo", "object": "chat.completion", "created": 1, "model": self.seen.model,
                      "choices": [{"index": 0, "message": {"role": "assistant",

@@ -90,8 +90,9 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(64, max_connections),
                           keepalive_expiry=30)
     return httpx.AsyncClient(
-        timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=timeouts.connect,
-                              pool=timeouts.connect),
+        # only connecting has a limit of its own: sending the request and waiting for a
+        # pooled connection are part of the wait for the first byte, which the router bounds
+        timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),
         limits=limits,
         transport=ShardedTransport(POOL_SHARDS, limits),
         follow_redirects=False,

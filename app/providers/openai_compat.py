@@ -64,7 +64,9 @@ class OpenAICompatProvider(Provider):
                 # some servers ignore `stream` and answer at once; replay it as chunks
                 with translate_http_errors(self.name):
                     content = await response.aread()
-                for chunk in completion_as_chunks(decode_json_body(self.name, content)):
+                options = body.get("stream_options")
+                include_usage = isinstance(options, dict) and options.get("include_usage") is True
+                for chunk in completion_as_chunks(decode_json_body(self.name, content), include_usage):
                     yield chunk
                 return
             async for event, chunk in iter_events(response, self.name):
@@ -86,8 +88,9 @@ def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
         )
 
 
-def completion_as_chunks(completion: Any) -> list[Chunk]:
-    """The chunks that an equivalent stream would have carried (one per choice, then usage)."""
+def completion_as_chunks(completion: Any, include_usage: bool) -> list[Chunk]:
+    """The chunks that an equivalent stream would have carried: one per choice, then the
+    usage chunk only if the client asked for it (`stream_options.include_usage`)."""
     if not isinstance(completion, dict) or not isinstance(completion.get("choices"), list):
         raise UpstreamProtocolError("upstream answered a stream request with an unexpected JSON body")
     base = {k: completion.get(k) for k in ("id", "created", "model")}
@@ -103,6 +106,6 @@ def completion_as_chunks(completion: Any) -> list[Chunk]:
         chunks.append(dict(base, choices=[{
             "index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason"),
         }]))
-    if completion.get("usage"):
+    if include_usage and completion.get("usage"):
         chunks.append(dict(base, choices=[], usage=completion["usage"]))
     return chunks

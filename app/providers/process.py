@@ -187,27 +187,26 @@ class ProcessProvider(Provider):
             run = await ProgramRun.start(self.name, self.settings.command, request, program_env(self.settings))
             self._runs.add(run)
             try:
-                chunks = self._jsonl(run, model) if self.settings.output == "jsonl" else self._text(run, model)
-                async for chunk in _with_role_and_finish(chunks, model, include_usage):
+                answer = Answer(model)
+                chunks = self._jsonl(run, answer) if self.settings.output == "jsonl" else self._text(run, answer)
+                async for chunk in _with_role_and_finish(chunks, answer, include_usage):
                     yield chunk
             finally:
                 self._runs.discard(run)
                 await finish(run.kill())
 
-    async def _text(self, run: ProgramRun, model: str) -> AsyncIterator[Chunk]:
+    async def _text(self, run: ProgramRun, answer: Answer) -> AsyncIterator[Chunk]:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")  # pieces may split a character
-        cid, created = wire.new_completion_id(), int(time.time())
         while True:
             data = await run.read()
             text = decoder.decode(data, final=not data)
             if text:
-                yield wire.chunk(cid, model, created, delta={"content": text})
+                yield answer.chunk(delta={"content": text})
             if not data:
                 await run.finish()  # the exit code decides before any finish_reason goes out
                 return
 
-    async def _jsonl(self, run: ProgramRun, model: str) -> AsyncIterator[Chunk]:
-        cid, created = wire.new_completion_id(), int(time.time())
+    async def _jsonl(self, run: ProgramRun, answer: Answer) -> AsyncIterator[Chunk]:
         while True:
             line = await run.readline()
             if not line:
@@ -227,61 +226,98 @@ class ProcessProvider(Provider):
                 raise UpstreamStatusError(f"provider '{self.name}': {message}", status=502, code="process_error",
                                           retryable=False)
             if isinstance(item.get("choices"), list):
-                item.setdefault("id", cid)
-                item.setdefault("object", "chat.completion.chunk")
-                item.setdefault("created", created)
-                item.setdefault("model", model)
-                yield item
+                yield answer.own(item)
             elif isinstance(item.get("delta"), str) or item.get("finish_reason"):
                 delta = {"content": item["delta"]} if isinstance(item.get("delta"), str) else {}
-                yield wire.chunk(cid, model, created, delta=delta, finish_reason=item.get("finish_reason"))
+                yield answer.chunk(delta=delta, finish_reason=item.get("finish_reason"))
             else:
                 raise UpstreamProtocolError(f"provider '{self.name}' wrote an object with neither "
                                             "'choices', 'delta' nor 'error'")
 
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
         parts: list[str] = []
-        size, finish, usage, calls = 0, "stop", None, None
+        calls: dict[int, dict[str, Any]] = {}
+        size, finish, usage, cid = 0, "stop", None, None
         async for chunk in self.stream({**body, "stream": True}, model):
+            cid = chunk.get("id") or cid
             usage = chunk.get("usage") or usage
             for choice in chunk.get("choices", []):
                 delta = choice.get("delta") or {}
                 if isinstance(delta.get("content"), str):
                     parts.append(delta["content"])
                     size += len(delta["content"])
-                calls = delta.get("tool_calls") or calls
+                for piece in delta.get("tool_calls") or ():
+                    size += _merge_tool_call(calls, piece)
                 finish = choice.get("finish_reason") or finish
             if size > MAX_COMPLETE_CHARS:
                 raise UpstreamProtocolError(f"provider '{self.name}' wrote more than {MAX_COMPLETE_CHARS} "
                                             "characters; ask for a stream")
         message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
         if calls:
-            message["tool_calls"] = calls
-        return wire.completion(wire.new_completion_id(), model, message, finish, usage)
+            message["tool_calls"] = [calls[i] for i in sorted(calls)]
+        return wire.completion(cid or wire.new_completion_id(), model, message, finish, usage)
 
     async def aclose(self) -> None:
         for run in list(self._runs):
             await run.kill()
 
 
-async def _with_role_and_finish(chunks: AsyncIterator[Chunk], model: str, include_usage: bool
+class Answer:
+    """One answer's identity: every chunk of it carries the same id, `created` and model,
+    as OpenAI's do, whichever piece of the program's output it came from."""
+
+    def __init__(self, model: str):
+        self.id = wire.new_completion_id()
+        self.created = int(time.time())
+        self.model = model
+
+    def chunk(self, *, delta: dict[str, Any] | None = None, finish_reason: str | None = None) -> Chunk:
+        return wire.chunk(self.id, self.model, self.created, delta=delta, finish_reason=finish_reason)
+
+    def usage_chunk(self, usage: dict[str, int]) -> Chunk:
+        return wire.usage_chunk(self.id, self.model, self.created, usage)
+
+    def own(self, chunk: Chunk) -> Chunk:
+        """A chunk the program wrote whole, re-labelled as part of this answer."""
+        return {**chunk, "id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                "model": self.model}
+
+
+def _merge_tool_call(calls: dict[int, dict[str, Any]], piece: Any) -> int:
+    """Adds one streamed tool-call piece to the call of its `index`; returns the size added."""
+    if not isinstance(piece, dict):
+        return 0
+    index = piece["index"] if isinstance(piece.get("index"), int) else len(calls)
+    call = calls.setdefault(index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}})
+    if isinstance(piece.get("id"), str):
+        call["id"] = piece["id"]
+    function = piece.get("function")
+    added = 0
+    for key in ("name", "arguments"):
+        value = function.get(key) if isinstance(function, dict) else None
+        if isinstance(value, str):
+            call["function"][key] += value
+            added += len(value)
+    return added
+
+
+async def _with_role_and_finish(chunks: AsyncIterator[Chunk], answer: Answer, include_usage: bool
                                 ) -> AsyncIterator[Chunk]:
     """Frames a program's output as OpenAI does: the role first, a finish_reason last."""
-    cid, created = wire.new_completion_id(), int(time.time())
     started = finished = False
     usage = None
     async for chunk in chunks:
         if not started:
             started = True
             if not any("role" in (c.get("delta") or {}) for c in chunk.get("choices", [])):
-                yield wire.chunk(cid, model, created, delta={"role": "assistant", "content": ""})
+                yield answer.chunk(delta={"role": "assistant", "content": ""})
         usage = chunk.get("usage") or usage
         finished = finished or any(c.get("finish_reason") for c in chunk.get("choices", []))
         if chunk.get("choices") or not include_usage:
             yield chunk
     if not started:
-        yield wire.chunk(cid, model, created, delta={"role": "assistant", "content": ""})
+        yield answer.chunk(delta={"role": "assistant", "content": ""})
     if not finished:
-        yield wire.chunk(cid, model, created, finish_reason="stop")
+        yield answer.chunk(finish_reason="stop")
     if include_usage and usage:
-        yield wire.usage_chunk(cid, model, created, usage)
+        yield answer.usage_chunk(usage)

@@ -25,6 +25,8 @@ from .policy import Cooldowns, RetryPolicy
 from .table import RoutingTable, Target
 
 T = TypeVar("T")
+#: told (target label, attempt number) before each attempt
+Observer = Callable[[str, int], None]
 
 
 @dataclass
@@ -104,14 +106,14 @@ class Router:
         self.timeouts = timeouts
         self._sleep = sleep
 
-    async def complete(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
-        return await self._answer(body, lambda provider, model: provider.complete(body, model))
+    async def complete(self, body: dict[str, Any], observe: Observer | None = None) -> Served[dict[str, Any]]:
+        return await self._answer(body, lambda provider, model: provider.complete(body, model), observe)
 
-    async def embeddings(self, body: dict[str, Any]) -> Served[dict[str, Any]]:
-        return await self._answer(body, lambda provider, model: provider.embeddings(body, model))
+    async def embeddings(self, body: dict[str, Any], observe: Observer | None = None) -> Served[dict[str, Any]]:
+        return await self._answer(body, lambda provider, model: provider.embeddings(body, model), observe)
 
-    async def _answer(self, body: dict[str, Any],
-                      call: Callable[[Provider, str], Awaitable[dict[str, Any]]]) -> Served[dict[str, Any]]:
+    async def _answer(self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
+                      observe: Observer | None) -> Served[dict[str, Any]]:
         """A whole answer: its arrival is the first byte, so `first_byte` bounds it."""
         deadline = Deadline(self.timeouts.total)
 
@@ -119,9 +121,9 @@ class Router:
             async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
                 return await call(provider, target.model)
 
-        return await self._run(body, attempt)
+        return await self._run(body, attempt, observe)
 
-    async def open_stream(self, body: dict[str, Any]) -> OpenStream:
+    async def open_stream(self, body: dict[str, Any], observe: Observer | None = None) -> OpenStream:
         deadline = Deadline(self.timeouts.total)
 
         async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncGenerator[Chunk, None]]:
@@ -136,11 +138,12 @@ class Router:
                 raise
             return first, chunks
 
-        served = await self._run(body, attempt)
+        served = await self._run(body, attempt, observe)
         first, rest = served.value
         return OpenStream(served.target, first, rest, self.timeouts.idle, deadline, served.attempts)
 
-    async def _run(self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]]) -> Served[T]:
+    async def _run(self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]],
+                   observe: Observer | None = None) -> Served[T]:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("'model' must be a non-empty string", param="model")
@@ -156,6 +159,8 @@ class Router:
             while True:
                 tries += 1
                 attempts += 1
+                if observe is not None:  # the request's log line names the target even if all fails
+                    observe(target.label, attempts)
                 try:
                     value = await attempt(provider, target)
                 except TimeoutError:

@@ -33,7 +33,7 @@ from ..routing.table import RoutingTable
 from ..server.accounting import RequestRecord
 from ..server.app import create_app
 from ..server.guard import is_loopback
-from ..server.protocol import GatewayProtocol
+from ..server.serving import Serving
 from ..server.state import Gateway
 from .crash import CrashRecorder
 from .lifecycle import (
@@ -110,6 +110,8 @@ class Sidecar:
     """One run of the gateway process, from the log dir to the exit code."""
 
     logs: Logs  # set first thing in serve()
+    gateway: Gateway  # set when the event loop runs
+    client: Any  # the shared upstream client of the current configuration
 
     def __init__(self, options: ServeOptions, control: ControlChannel):
         self.options = options
@@ -120,6 +122,7 @@ class Sidecar:
         self.crash: CrashRecorder | None = None
         self.previous_exit: dict[str, Any] | None = None
         self.config_path: Path | None = None
+        self._background: set[asyncio.Task] = set()
 
     # -- before the event loop -------------------------------------------------------------
     def serve(self) -> int:
@@ -187,43 +190,27 @@ class Sidecar:
         self.logs.close()
 
     # -- on the event loop -----------------------------------------------------------------
-    async def _reload(self, client) -> tuple[Config, Router]:
-        config = load_config(self.config_path)
-        router = build_router(config, client)
-        self._use_redactor(redactor_for(config, self.token))
-        logger.info("configuration reloaded from {}", config.source)
-        return config, router
-
     async def _run(self, config: Config, sock: socket.socket, host: str) -> str:
         loop = asyncio.get_running_loop()
         if self.crash is not None:
             loop.set_exception_handler(self.crash.loop_exception_handler)
         stopper = Stopper(loop)
-        client = new_client(config.timeouts, config.server.upstream_connections)
-        gateway = Gateway(config, build_router(config, client), __version__, token=self.token,
-                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host,
-                          upstream_pool=lambda: pool_stats(client))
+        self.client = new_client(config.timeouts, config.server.upstream_connections)
+        gateway = Gateway(config, build_router(config, self.client), __version__, token=self.token,
+                          reload=self.reload, request_stop=stopper.request, bind_host=host,
+                          upstream_pool=lambda: pool_stats(self.client))
+        self.gateway = gateway
 
         async def reload_in_place() -> None:
             try:
-                gateway.swap(*await self._reload(client))
+                await self.reload()
             except ConfigError as exc:
                 logger.error("reload refused, the old configuration stays: {}", exc.message)
 
         def reload_soon() -> None:  # from a signal handler or the stdin thread
-            loop.call_soon_threadsafe(lambda: loop.create_task(reload_in_place(), name="reload"))
+            loop.call_soon_threadsafe(lambda: self._keep(loop.create_task(reload_in_place(), name="reload")))
 
-        app = create_app(gateway)
-        server = await app.create_server(
-            sock=sock, access_log=False, return_asyncio_server=True, protocol=GatewayProtocol,
-            asyncio_server_kwargs={"start_serving": False},  # not before the app is ready
-        )
-        assert server is not None  # always, with return_asyncio_server
-        await server.startup()
-        await server.before_start()
-        await server.start_serving()
-        await server.after_start()
-
+        serving = await Serving.start(create_app(gateway), sock)
         self._watch(loop, stopper, reload_soon)
         port = sock.getsockname()[1]
         self.control.emit(
@@ -235,9 +222,42 @@ class Sidecar:
 
         reason = await stopper.wait()
         self.control.emit("stopping", reason=reason)
-        await _graceful_stop(server, gateway, config.server.drain_seconds)
-        await client.aclose()
+        await serving.stop(gateway, gateway.config.server.drain_seconds)
+        if self._background:  # routers retired by a reload close as their requests end
+            await asyncio.wait(set(self._background), timeout=2)
+        await self.client.aclose()
         return reason
+
+    async def reload(self) -> dict[str, Any]:
+        """Build everything anew from the config source, swap it in, and close what it
+        replaced once the requests that still use it have finished.
+
+        Raises ConfigError for a bad config: then nothing changes. The answer names the
+        changed settings that only a restart applies (the listening socket's, and those
+        Sanic reads once at start)."""
+        gateway = self.gateway
+        config = load_config(self.config_path)
+        old_config, old_router, old_client = gateway.config, gateway.router, self.client
+        if _client_settings(config) != _client_settings(old_config):
+            self.client = new_client(config.timeouts, config.server.upstream_connections)
+        router = build_router(config, self.client)
+        self._use_redactor(redactor_for(config, self.token))
+        users = set(gateway.inflight)  # every request that may still hold the old router
+        gateway.swap(config, router)
+        retired_client = old_client if self.client is not old_client else None
+        self._keep(asyncio.get_running_loop().create_task(
+            _retire(old_router, retired_client, users), name="retire-router"))
+        restart_needed = [f"server.{name}" for name in RESTART_ONLY
+                          if getattr(config.server, name) != getattr(old_config.server, name)]
+        logger.info("configuration reloaded from {}{}", config.source,
+                    f"; needs a restart to apply: {', '.join(restart_needed)}" if restart_needed else "")
+        return {"status": "reloaded", "source": config.source,
+                "providers": [p.name for p in config.providers], "restart_needed": restart_needed}
+
+    def _keep(self, task: asyncio.Task) -> None:
+        """Hold a background task until it ends (the loop keeps only weak references)."""
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _watch(self, loop: asyncio.AbstractEventLoop, stopper: Stopper, reload_soon) -> None:
         """Every way the gateway can be told to stop (or reload)."""
@@ -262,23 +282,19 @@ def _loop_runner() -> asyncio.Runner:
     return asyncio.Runner()
 
 
-async def _graceful_stop(server, gateway: Gateway, drain_seconds: float) -> None:
-    """Stop accepting, let requests in flight finish for a while, then cancel the rest."""
-    loop = asyncio.get_running_loop()
-    server.server.close()  # no new connections
-    await server.before_stop()
-    for connection in list(server.connections):
-        connection.close_if_idle()
-    deadline = loop.time() + drain_seconds
-    while gateway.inflight and loop.time() < deadline:
-        await asyncio.sleep(0.05)
-    gateway.stopping = True
-    pending = list(gateway.inflight)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending, timeout=2)
-    for connection in list(server.connections):
-        connection.close()
-    await gateway.router.aclose()
-    await server.after_stop()
+#: server settings that take effect only at start: the socket, and what Sanic reads once
+RESTART_ONLY = ("host", "port", "max_body_mb", "request_timeout")
+
+
+def _client_settings(config: Config) -> tuple[float, int]:
+    """What the shared upstream client is built from: a change needs a new client."""
+    return config.timeouts.connect, config.server.upstream_connections
+
+
+async def _retire(router: Router, client: Any, users: set[asyncio.Task]) -> None:
+    """Close a replaced router (and client) once the requests that used it are done."""
+    if users:
+        await asyncio.wait(users)
+    await router.aclose()
+    if client is not None:
+        await client.aclose()

@@ -44,6 +44,10 @@ class RequestRecord:
     def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
         return cls(request_id, method, path, time.perf_counter())
 
+    def attempting(self, target: str, attempt: int) -> None:
+        """The router is trying `target` (attempt number `attempt` of this request)."""
+        self.target, self.attempts = target, attempt
+
     def mark_first_byte(self) -> None:
         if self.first_byte_ms is None:
             self.first_byte_ms = (time.perf_counter() - self.started) * 1000

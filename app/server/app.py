@@ -61,6 +61,11 @@ class GatewayRequest(Request):
         self.body = b"".join(parts)
 
 
+def _has_body(request: Request) -> bool:
+    length = request.headers.get("content-length")
+    return "transfer-encoding" in request.headers or (length is not None and length.strip() != "0")
+
+
 def request_id(request: Request) -> str:
     """The client's `x-request-id` when it is sane, else a new one; fixed per request."""
     rid = getattr(request.ctx, "request_id", None)
@@ -175,7 +180,7 @@ def create_app(gateway: Gateway) -> Sanic:
                 origin, request.headers.get("access-control-request-headers")))
         guard.check_origin(origin)
         guard.check_token(request.headers.get("authorization"))
-        if request.method == "POST":
+        if request.method == "POST" and _has_body(request):  # an empty POST needs no content type
             guard.check_json_body(request.headers.get("content-type"))
         return None
 

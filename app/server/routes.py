@@ -114,13 +114,13 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         router = gateway.router
         if body.get("stream"):
             record.stream = True
-            stream = await router.open_stream(body)
+            stream = await router.open_stream(body, record.attempting)
             record.target, record.attempts = stream.target.label, stream.attempts
             await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
                                target_headers(stream.target.label), gateway.redact,
                                lambda: gateway.stopping)
             return None
-        served = await router.complete(body)
+        served = await router.complete(body, record.attempting)
         record.target, record.attempts = served.target.label, served.attempts
         record.observe_usage(served.value.get("usage"))
         return json_response(served.value, headers=target_headers(served.target.label))
@@ -131,7 +131,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         body = parse_json_object(await read_body(request))
         check_embeddings_request(body)
         record.model = body["model"]
-        served = await gateway.router.embeddings(body)
+        served = await gateway.router.embeddings(body, record.attempting)
         record.target, record.attempts = served.target.label, served.attempts
         record.observe_usage(served.value.get("usage"))
         return json_response(served.value, headers=target_headers(served.target.label))
@@ -154,13 +154,10 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         if gateway.reload is None:
             raise NotFound("Reloading is not available in this process")
         try:
-            config, router = await gateway.reload()
+            return json_response(await gateway.reload())
         except ConfigError as exc:
             raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
                                  code="invalid_config") from None
-        gateway.swap(config, router)
-        return json_response({"status": "reloaded", "source": config.source,
-                              "providers": [p.name for p in config.providers]})
 
     @route("POST", "/admin/shutdown")
     async def shutdown(request: Request) -> HTTPResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..config import Config
 from ..redact import Redactor, redactor_for
@@ -21,8 +22,9 @@ class Gateway:
     router: Router
     version: str
     token: str | None = None
-    #: builds a new (config, router) from the config source; raises ConfigError
-    reload: Callable[[], Awaitable[tuple[Config, Router]]] | None = None
+    #: rebuilds from the config source and swaps it in; raises ConfigError (then nothing
+    #: changes); answers what was loaded and what needs a restart
+    reload: Callable[[], Awaitable[dict[str, Any]]] | None = None
     #: asks the process to stop gracefully, with a reason for the `stopping` line
     request_stop: Callable[[str], None] | None = None
     #: the address the gateway listens on; a specific non-loopback one is a valid Host too

@@ -44,6 +44,16 @@ elif model == "jsonl":
                  {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}]:
         out.write(json.dumps(line).encode() + b"\n")
         out.flush()
+elif model == "jsonl-tools":  # one tool call streamed in pieces, as OpenAI streams them
+    def call(delta):
+        return {"id": "program-own-id", "choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
+    for line in [call({"index": 0, "id": "call_1", "type": "function",
+                       "function": {"name": "get_weather", "arguments": ""}}),
+                 call({"index": 0, "function": {"arguments": '{"city":'}}),
+                 call({"index": 0, "function": {"arguments": ' "Paris"}'}}),
+                 {"delta": "", "finish_reason": "tool_calls"}]:
+        out.write(json.dumps(line).encode() + b"\n")
+        out.flush()
 elif model == "jsonl-error":
     out.write(b'{"delta": "partial"}\n{"error": "the model ran out of memory"}\n')
 elif model == "crash":
