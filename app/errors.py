@@ -30,6 +30,12 @@ into this tree at the provider boundary and nowhere else.
 from __future__ import annotations
 
 
+def is_retryable_status(status: int) -> bool:
+    """408, 429 and 5xx may pass on another try; any other 4xx is the request's fault.
+    (The one status rule the tree needs: an upstream's refusal knows if it is retryable.)"""
+    return status in (408, 429) or status >= 500
+
+
 class GatewayError(Exception):
     """Base of every error the gateway raises on purpose."""
 
@@ -133,7 +139,8 @@ class ConfigError(GatewayError):
 
 
 class UpstreamError(GatewayError):
-    """The upstream failed. `retryable` feeds the retry policy; `retry_after` is seconds."""
+    """The upstream failed. `retryable` feeds the retry policy (the class's default unless
+    given); `retry_after` is seconds."""
 
     status = 502
     type = "api_error"
@@ -150,9 +157,12 @@ class UpstreamError(GatewayError):
         param: str | None = None,
         code: str | None = None,
         retry_after: float | None = None,
+        retryable: bool | None = None,
     ):
         super().__init__(message, param=param, code=code)
         self.retry_after = retry_after
+        if retryable is not None:
+            self.retryable = retryable
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -167,10 +177,6 @@ class UpstreamTimeout(UpstreamError):
 class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
 
-
-def is_retryable_status(status: int) -> bool:
-    """408, 429 and 5xx may pass on another try; any other 4xx is the request's fault."""
-    return status in (408, 429) or status >= 500
 
 
 class UpstreamStatusError(UpstreamError):
@@ -190,11 +196,11 @@ class UpstreamStatusError(UpstreamError):
         retry_after: float | None = None,
         retryable: bool | None = None,
     ):
-        super().__init__(message, param=param, code=code, retry_after=retry_after)
+        super().__init__(message, param=param, code=code, retry_after=retry_after,
+                         retryable=is_retryable_status(status) if retryable is None else retryable)
         self.status = status
         if type:
             self.type = type
-        self.retryable = is_retryable_status(status) if retryable is None else retryable
 
 
 class UpstreamRateLimited(UpstreamStatusError):

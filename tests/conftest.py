@@ -100,7 +100,7 @@ def client(gateway: GatewayProcess):
 def no_secret_in_any_log(tmp_path_factory):
     """After the whole session: no log, crash file or stderr capture holds a secret."""
     yield
-    from tests.test_security import TOKEN
+    from tests.support import GATEWAY_TOKEN as TOKEN
 
     base = tmp_path_factory.getbasetemp()
     leaks = []

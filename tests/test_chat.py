@@ -9,17 +9,9 @@ import openai
 import pytest
 
 from tests.conftest import UPSTREAM_KEY
+from tests.support import collect
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
-
-
-def collect(stream) -> tuple[str, list]:
-    text, chunks = "", []
-    for chunk in stream:
-        chunks.append(chunk)
-        for choice in chunk.choices:
-            text += choice.delta.content or ""
-    return text, chunks
 
 
 def test_non_streamed_answer_is_the_upstreams(client):

@@ -14,18 +14,9 @@ import httpx
 import pytest
 
 from tests import rawhttp
+from tests.support import wait_for_request
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
-
-
-def wait_for_request(upstream, key: str, timeout: float = 5):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = upstream.requests_for(key)
-        if seen:
-            return seen[-1]
-        time.sleep(0.01)
-    raise AssertionError(f"the upstream never saw {key}")
 
 
 def chat(model: str, stream: bool) -> dict:

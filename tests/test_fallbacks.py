@@ -13,8 +13,7 @@ import pytest
 from tests import rawhttp
 from tests.conftest import free_port
 from tests.gateway import GatewayProcess, write_config
-from tests.test_chat import collect
-from tests.test_disconnects import wait_for_request
+from tests.support import collect, wait_for_request
 from tests.upstream import Upstream
 
 
@@ -85,12 +84,14 @@ def test_429_with_retry_after_is_retried_then_served(sdk, upstream):
     assert time.monotonic() - started >= 0.2  # retry-after was honoured
 
 
-def test_a_stream_failing_after_its_first_byte_is_not_retried(sdk, upstream):
+def test_a_stream_failing_after_its_first_byte_is_not_retried(sdk, retrying, upstream):
     key = f"reset-mid-stream:{uuid.uuid4().hex[:8]}"
+    rid = "no-retry-" + uuid.uuid4().hex
     with pytest.raises(openai.APIError):
-        collect(sdk.chat.completions.create(model=f"up/{key}", stream=True,
+        collect(sdk.chat.completions.create(model=f"up/{key}", stream=True, extra_headers={"x-request-id": rid},
                                             messages=[{"role": "user", "content": "hi"}]))
-    time.sleep(0.3)
+    line = retrying.log_line_for(rid)  # written once the request is over: no retry can follow
+    assert "attempts=" not in line, line
     assert len(upstream.requests_for(key)) == 1
 
 
@@ -117,12 +118,15 @@ models = ["*"]
 chain = ["up/429-slow:{key}", "up/text:{key}"]
 """)
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
+        rid = "backoff-" + key
         sock = rawhttp.post(gw.port, "/v1/chat/completions",
-                            {"model": "chain", "messages": [{"role": "user", "content": "hi"}]})
+                            {"model": "chain", "messages": [{"role": "user", "content": "hi"}]},
+                            headers={"x-request-id": rid})
         wait_for_request(upstream, f"429-slow:{key}")
-        time.sleep(0.2)
+        time.sleep(0.2)  # into the 2 s backoff that retry-after asked for
         rawhttp.abort(sock)
-        time.sleep(2.5)
+        line = gw.log_line_for(rid)  # written when the request ended: nothing can follow it
+        assert "disconnected=yes" in line and "target=up/429-slow" in line, line
         assert len(upstream.requests_for(f"429-slow:{key}")) == 1
         assert upstream.requests_for(f"text:{key}") == []
 

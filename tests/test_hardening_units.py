@@ -12,7 +12,7 @@ from app.aio import finish
 from app.config import parse_config
 from app.providers.process import program_env
 from app.routing.policy import Cooldowns
-from app.server.requests import MAX_DEPTH, nesting_depth, parse_json_object
+from app.server.bodies import MAX_DEPTH, nesting_depth, parse_json_object
 from app.text import header_value, log_field, printable
 
 
@@ -142,3 +142,15 @@ def test_finish_completes_cleanup_through_repeated_cancellation():
         return done
 
     assert asyncio.run(scenario()) == ["closed"]
+
+
+def test_the_log_file_rolls_over_by_bytes_not_characters(tmp_path):
+    from app.runtime.logs import RotatingFile
+
+    log = RotatingFile(tmp_path / "gateway.log", max_bytes=1000, backups=2)
+    for _ in range(10):
+        log.write("你好" * 50 + "\n")  # 301 bytes, 101 characters
+    log.close()
+    sizes = [p.stat().st_size for p in tmp_path.iterdir()]
+    assert max(sizes) <= 1000, sizes
+    assert len(sizes) == 3

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 
 import httpx
@@ -13,7 +11,7 @@ import pytest
 from app.runtime.lifecycle import process_alive
 from tests import rawhttp
 from tests.gateway import pid_gone
-from tests.test_chat import collect
+from tests.support import collect
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
 
@@ -108,20 +106,19 @@ def test_a_program_that_never_answers_times_out_and_is_killed(client, tmp_path):
     assert wait_gone(read_pids(pid_path))
 
 
-def test_gateway_survives_a_program_that_floods_stdout(gateway, client):
+def test_gateway_survives_a_program_that_floods_stdout(gateway, client, tmp_path):
+    streamed, whole = tmp_path / "streamed", tmp_path / "whole"  # each program writes its pid
     sock = rawhttp.post(gateway.port, "/v1/chat/completions", {
-        "model": "flood", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+        "model": "flood", "stream": True, "messages": [{"role": "user", "content": f"pidfile={streamed}"}]})
     received = 0
     while received < 4 * 1024 * 1024:
         received += len(sock.recv(1 << 20))
     rawhttp.abort(sock)
     with pytest.raises(openai.InternalServerError) as info:  # non-streamed: refused, not held in memory
-        ask(client, "flood")
+        ask(client, "flood", content=f"pidfile={whole}")
     assert "ask for a stream" in info.value.message
     assert httpx.get(gateway.url + "/health").status_code == 200
-    if shutil.which("pgrep"):
-        running = subprocess.run(["pgrep", "-f", "fake_model.py"], capture_output=True, text=True).stdout.split()
-        assert wait_gone([int(p) for p in running]), "a flooding program was left running"
+    assert wait_gone(read_pids(streamed) + read_pids(whole)), "a flooding program was left running"
 
 
 @pytest.mark.parametrize("model", ["words", "jsonl", "jsonl-tools"])

@@ -8,8 +8,9 @@ import pytest
 
 from tests.conftest import UPSTREAM_KEY
 from tests.gateway import GatewayProcess, write_config
+from tests.support import GATEWAY_TOKEN
 
-TOKEN = "gw-token-Zx81-secret-value"
+TOKEN = GATEWAY_TOKEN
 CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -138,8 +139,10 @@ def test_upstream_key_echoed_by_the_upstream_is_masked(guarded):
 def test_key_like_strings_are_masked_in_responses_and_logs(guarded):
     leaky = "sk-proj-LeakyLeakyLeaky1234"
     response = httpx.post(guarded.url + "/v1/chat/completions", headers=auth(),
-                          json={**CHAT, "model": leaky})
-    assert response.status_code == 200 or leaky not in response.text
+                          json={**CHAT, "model": f"up/error-quoting-model:{leaky}"})
+    assert response.status_code == 404
+    assert "error-quoting-model:" in response.text  # the upstream did quote the model back
+    assert leaky not in response.text and "[REDACTED]" in response.text
     line = guarded.log_line_for(response.headers["x-request-id"])
     assert leaky not in line and "[REDACTED]" in line
 

@@ -306,6 +306,9 @@ class Scenario:
                                    content_type="text/html")
         if k == "error-401":
             return await self.json(401, transcript("openai_error_401.json"))
+        if k == "error-quoting-model":  # "The model '<what you sent>' does not exist", as OpenAI says
+            message = f"The model '{self.seen.model}' does not exist"
+            return await self.json(404, orjson.dumps({"error": {"message": message, "code": "model_not_found"}}))
         if k == "error-quoting-headers":
             # an upstream whose error message quotes every header it was sent, as some do
             quoted = "; ".join(f"{name}={value}" for name, value in self.seen.headers.items())

@@ -75,9 +75,8 @@ class ProgramRun:
                 stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, **options,
             )
         except OSError as exc:
-            err = UpstreamUnreachable(f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}")
-            err.retryable = False
-            raise err from None
+            raise UpstreamUnreachable(f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}",
+                                      retryable=False) from None
         run = cls(provider, process)
         stdin = process.stdin
         assert stdin is not None  # asked for with PIPE

@@ -42,11 +42,12 @@ class RotatingFile:
 
     def write(self, text: str, flush: bool = True) -> None:
         """Append `text`; without `flush` it reaches the disk within FLUSH_SECONDS."""
+        size = len(text.encode("utf-8", "replace"))  # bytes on disk, not characters
         with self._lock:
-            if self._size + len(text) > self.max_bytes and self._size > 0:
+            if self._size + size > self.max_bytes and self._size > 0:
                 self._rotate()
             self._file.write(text)
-            self._size += len(text)
+            self._size += size
             if flush:
                 self._file.flush()
             elif not self._flusher_started:

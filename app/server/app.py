@@ -112,8 +112,9 @@ class OpenAIErrorHandler(ErrorHandler):
 
     def default(self, request: Request, exception: BaseException) -> HTTPResponse:
         err = as_gateway_error(exception, request)
-        # a cancellation is a client that left (RequestCancelled): nobody will read this
-        if not isinstance(exception, (GatewayError, sanic_errors.SanicException, asyncio.CancelledError)):
+        # quiet errors are the client's or an upstream's doing; a cancellation is a client
+        # that left (RequestCancelled): nobody will read this. The rest is a gateway bug.
+        if not err.quiet and not isinstance(exception, asyncio.CancelledError):
             logger.opt(exception=exception).error("unhandled error in a request handler")
         headers: dict[str, str] = {}
         if isinstance(err, UpstreamError):

@@ -45,10 +45,6 @@ class Guard:
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.allowed_origins = set(TAURI_ORIGINS) | {o.rstrip("/") for o in allowed_origins}
 
-    @property
-    def token_required(self) -> bool:
-        return self._token is not None
-
     def check_host(self, host_header: str | None) -> None:
         if not host_header:
             return  # HTTP/1.0 without Host: not a browser, so not a rebinding attack

@@ -15,8 +15,8 @@ from sanic import HTTPResponse, Request, Sanic
 from .. import wire
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
 from ..text import header_value
+from .bodies import check_chat_request, check_embeddings_request, parse_json_object
 from .relay import relay_stream
-from .requests import check_chat_request, check_embeddings_request, parse_json_object
 from .state import Gateway
 
 

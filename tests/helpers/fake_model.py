@@ -78,6 +78,7 @@ elif model == "with-child":
         out.flush()
         time.sleep(0.05)
 elif model == "flood":
+    pid_file()
     block = b"x" * 65536
     while True:
         out.write(block)

@@ -19,6 +19,8 @@ import pytest
 from tests import rawhttp
 from tests.gateway import GatewayProcess, write_config
 
+pytestmark = pytest.mark.slow  # skipped by the quick loop (-m "not slow"); CI runs it
+
 REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "200"))
 
 

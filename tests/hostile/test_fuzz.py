@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 
 from tests.gateway import GatewayProcess, write_config
 
+pytestmark = pytest.mark.slow  # skipped by the quick loop (-m "not slow"); CI runs it
+
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_RANDOM"),
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

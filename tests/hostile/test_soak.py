@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import os
 
-from bench.soak import print_reports, run_soak
+import pytest
+
+from tests.soak import print_reports, run_soak
+
+pytestmark = pytest.mark.slow  # skipped by the quick loop (-m "not slow"); CI runs it
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "6"))
 

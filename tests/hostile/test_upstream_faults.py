@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests import rawhttp
-from tests.test_disconnects import wait_for_request
+from tests.support import wait_for_request
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
 

@@ -1,0 +1,34 @@
+"""Small helpers the test modules share (test modules never import each other)."""
+
+from __future__ import annotations
+
+import time
+
+#: the gateway token the security tests set; the session's log check looks for it too
+GATEWAY_TOKEN = "gw-token-Zx81-secret-value"
+
+
+def collect(stream) -> tuple[str, list]:
+    """The text and the chunks of an SDK stream."""
+    text, chunks = "", []
+    for chunk in stream:
+        chunks.append(chunk)
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+    return text, chunks
+
+
+def wait_for_request(upstream, key: str, timeout: float = 5):
+    """The upstream's record of the request for model `key`, once it has arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen = upstream.requests_for(key)
+        if seen:
+            return seen[-1]
+        time.sleep(0.01)
+    raise AssertionError(f"the upstream never saw {key}")
+
+
+def openai_provider(name: str, base_url: str, models: str = '["*"]', extra: str = "") -> str:
+    """A `[providers.NAME]` table of type openai, as the tests' configs repeat it."""
+    return f'\n[providers.{name}]\ntype = "openai"\nbase_url = "{base_url}"\nmodels = {models}\n{extra}'
