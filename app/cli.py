@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import NoReturn
 
 from . import __version__
 
@@ -15,7 +16,7 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse would exit 2; the contract says 64
+    def error(self, message: str) -> NoReturn:  # argparse would exit 2; the contract says 64
         raise UsageError(f"{self.prog}: {message}")
 
 

@@ -217,7 +217,8 @@ class _Validator:
         return ConfigError(message, key=dotted or None, line=self.line_of(table, key))
 
     # -- typed getters -----------------------------------------------------------------
-    def _get(self, data: dict, table: str, key: str, kinds: tuple[type, ...], what: str, default: Any):
+    def _get(self, data: dict[str, Any], table: str, key: str, kinds: tuple[type, ...], what: str,
+             default: Any) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -227,27 +228,30 @@ class _Validator:
             raise self.fail(table, key, f"must be {what}, not {type(value).__name__} {value!r}")
         return value
 
-    def number(self, data, table, key, default, *, minimum=0.0, positive=False) -> float:
+    def number(self, data: dict[str, Any], table: str, key: str, default: float, *, minimum: float = 0.0,
+               positive: bool = False) -> float:
         value = self._get(data, table, key, (int, float), "a number", default)
         if value < minimum or (positive and value <= 0):
             bound = "greater than 0" if positive else f"at least {minimum}"
             raise self.fail(table, key, f"must be {bound}, not {value!r}")
         return float(value)
 
-    def integer(self, data, table, key, default, *, minimum=0, maximum=None) -> int:
+    def integer(self, data: dict[str, Any], table: str, key: str, default: int, *, minimum: int = 0,
+                maximum: int | None = None) -> int:
         value = self._get(data, table, key, (int,), "an integer", default)
         if value < minimum or (maximum is not None and value > maximum):
             raise self.fail(table, key, f"must be between {minimum} and {maximum}, not {value}"
                             if maximum is not None else f"must be at least {minimum}, not {value}")
         return value
 
-    def string(self, data, table, key, default=None, *, choices=None) -> str | None:
+    def string(self, data: dict[str, Any], table: str, key: str, default: str | None = None, *,
+               choices: tuple[str, ...] | None = None) -> str | None:
         value = self._get(data, table, key, (str,), "a string", default)
         if choices and value not in choices:
             raise self.fail(table, key, f"must be one of {', '.join(choices)}, not {value!r}")
         return value
 
-    def strings(self, data, table, key, default=()) -> tuple[str, ...]:
+    def strings(self, data: dict[str, Any], table: str, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
         value = self._get(data, table, key, (list, str), "a list of strings", default)
         if isinstance(value, str):
             value = [value]
@@ -255,7 +259,7 @@ class _Validator:
             raise self.fail(table, key, "must be a list of non-empty strings")
         return tuple(value)
 
-    def table(self, data, table, key) -> dict:
+    def table(self, data: dict[str, Any], table: str, key: str) -> dict[str, Any]:
         value = self._get(data, table, key, (dict,), "a table", {})
         return value
 

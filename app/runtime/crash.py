@@ -20,6 +20,7 @@ import sys
 import threading
 import traceback
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TextIO
 
 import orjson
@@ -152,7 +153,7 @@ class CrashRecorder:
         self.crash_file = path
         return path
 
-    def _excepthook(self, exc_type, exc, tb) -> None:
+    def _excepthook(self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
         if exc is not None and exc.__traceback__ is None:
             exc = exc.with_traceback(tb)
         self.record("main thread", exc)

@@ -13,7 +13,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import IntEnum
 from typing import Any
 
@@ -32,7 +32,7 @@ class ExitCode(IntEnum):
 class ControlChannel:
     """JSON lines on stdout for the supervisor; nothing else is ever written there."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream: Any = None):
         stream = stream if stream is not None else sys.stdout
         self._out = getattr(stream, "buffer", None)
         self._text = stream
@@ -109,7 +109,7 @@ def watch_stdin(on_stop: Callable[[str], None], on_reload: Callable[[], None]) -
     return thread
 
 
-def _stdin_lines():
+def _stdin_lines() -> Iterator[bytes]:
     """Lines from file descriptor 0, read unbuffered.
 
     `os.read` rather than `sys.stdin`: a daemon thread blocked inside a buffered reader

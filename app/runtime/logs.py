@@ -13,7 +13,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -79,11 +81,11 @@ class RotatingFile:
 class _Redacting:
     """A loguru sink: redact the formatted line, then hand it on."""
 
-    def __init__(self, redactor: Redactor, write):
+    def __init__(self, redactor: Redactor, write: Callable[[str], Any]):
         self.redactor = redactor
         self._write = write
 
-    def __call__(self, message) -> None:
+    def __call__(self, message: Any) -> None:
         try:
             self._write(self.redactor(str(message)))
         except Exception:
@@ -170,7 +172,7 @@ class Logs:
             self.stderr.drain(1.0)  # a pipe nobody reads must not hold up the exit
 
 
-def _sanitise_message(record) -> None:
+def _sanitise_message(record: Any) -> None:
     record["message"] = printable(record["message"], 4000)
 
 

@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ class ServeOptions:
     log_level: str = "INFO"
 
 
-def build_providers(config: Config, client) -> dict[str, Provider]:
+def build_providers(config: Config, client: Any) -> dict[str, Provider]:
     providers: dict[str, Provider] = {}
     for settings in config.providers:
         if settings.type == "openai":
@@ -73,7 +74,7 @@ def build_providers(config: Config, client) -> dict[str, Provider]:
     return providers
 
 
-def build_router(config: Config, client) -> Router:
+def build_router(config: Config, client: Any) -> Router:
     return Router(
         RoutingTable(config.providers, config.aliases),
         build_providers(config, client),
@@ -259,7 +260,7 @@ class Sidecar:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, stopper: Stopper, reload_soon) -> None:
+    def _watch(self, loop: asyncio.AbstractEventLoop, stopper: Stopper, reload_soon: Callable[[], None]) -> None:
         """Every way the gateway can be told to stop (or reload)."""
         install_signal_handlers(loop, stopper.request, reload_soon)
         if self.options.watch_stdin:

@@ -13,7 +13,7 @@ import io
 import os
 import sys
 import threading
-from typing import TextIO
+from typing import IO, TextIO
 
 
 class NullStream(io.TextIOBase):
@@ -48,7 +48,7 @@ class NullStream(io.TextIOBase):
 _FDS = {"stdin": 0, "stdout": 1, "stderr": 2}
 
 
-def _reopen(name: str):
+def _reopen(name: str) -> IO[str] | None:
     """A text stream on the standard descriptor if the OS gave us one, else None.
 
     A windowed interpreter sets the stream to None even when the parent passed a pipe:

@@ -74,36 +74,35 @@ def check_chat_request(body: dict[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     for i, message in enumerate(messages):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise InvalidRequest(f"'{where}' must be an object", param=where)
-        role = message.get("role")
-        if role not in _ROLES:
-            raise InvalidRequest(
-                f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role"
-            )
-        content = message.get("content")
-        if content is not None and not isinstance(content, (str, list)):
-            raise InvalidRequest(f"'{where}.content' must be a string or an array of parts",
-                                 param=f"{where}.content")
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-                    raise InvalidRequest(f"'{where}.content[{j}]' must be an object with a 'type'",
-                                         param=f"{where}.content[{j}]")
-                if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    raise InvalidRequest(f"'{where}.content[{j}].text' must be a string",
-                                         param=f"{where}.content[{j}].text")
-        _check_tool_calls(message.get("tool_calls"), where)
+        _check_message(message, f"messages[{i}]")
+    _check_options(body)
+
+
+def _check_message(message: Any, where: str) -> None:
+    if not isinstance(message, dict):
+        raise InvalidRequest(f"'{where}' must be an object", param=where)
+    if message.get("role") not in _ROLES:
+        raise InvalidRequest(f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role")
+    content = message.get("content")
+    if content is not None and not isinstance(content, (str, list)):
+        raise InvalidRequest(f"'{where}.content' must be a string or an array of parts", param=f"{where}.content")
+    for j, part in enumerate(content if isinstance(content, list) else ()):
+        at = f"{where}.content[{j}]"
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InvalidRequest(f"'{at}' must be an object with a 'type'", param=at)
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise InvalidRequest(f"'{at}.text' must be a string", param=f"{at}.text")
+    _check_tool_calls(message.get("tool_calls"), where)
+
+
+def _check_options(body: dict[str, Any]) -> None:
     if "stream" in body and body["stream"] is not None and not isinstance(body["stream"], bool):
         raise InvalidRequest("'stream' must be a boolean", param="stream")
     options = body.get("stream_options")
-    if options is not None:
-        if not isinstance(options, dict):
-            raise InvalidRequest("'stream_options' must be an object", param="stream_options")
-        if "include_usage" in options and not isinstance(options["include_usage"], bool):
-            raise InvalidRequest("'stream_options.include_usage' must be a boolean",
-                                 param="stream_options.include_usage")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object", param="stream_options")
+    if isinstance(options, dict) and "include_usage" in options and not isinstance(options["include_usage"], bool):
+        raise InvalidRequest("'stream_options.include_usage' must be a boolean", param="stream_options.include_usage")
     for key in ("max_tokens", "max_completion_tokens", "n"):
         if body.get(key) is not None and (not _is_int(body[key]) or body[key] < 1):
             raise InvalidRequest(f"'{key}' must be a positive integer", param=key)
@@ -111,9 +110,8 @@ def check_chat_request(body: dict[str, Any]) -> None:
         if body.get(key) is not None and not _is_number(body[key]):
             raise InvalidRequest(f"'{key}' must be a number", param=key)
     tools = body.get("tools")
-    if tools is not None:
-        if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
-            raise InvalidRequest("'tools' must be an array of objects", param="tools")
+    if tools is not None and (not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools)):
+        raise InvalidRequest("'tools' must be an array of objects", param="tools")
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, (str, list)):
         raise InvalidRequest("'stop' must be a string or an array of strings", param="stop")

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 
 from loguru import logger
-from sanic import Request
+from sanic import HTTPResponse, Request
 
 from .. import sse
 from ..aio import finish
@@ -30,7 +30,7 @@ class Heartbeat:
     Each `send()` is a single transport write, so a ping never lands inside an event.
     """
 
-    def __init__(self, response, interval: float):
+    def __init__(self, response: HTTPResponse, interval: float):
         self.response = response
         self.interval = interval
         self.last_write = time.monotonic()
@@ -90,7 +90,7 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
         await finish(stream.aclose())
 
 
-async def _pump(stream: OpenStream, response, record: RequestRecord, heartbeat: Heartbeat,
+async def _pump(stream: OpenStream, response: HTTPResponse, record: RequestRecord, heartbeat: Heartbeat,
                 redact: Callable[[str], str]) -> bytes:
     """Relays the chunks; returns the closing event: `[DONE]`, or the error that ended it."""
     try:

@@ -7,6 +7,7 @@ import functools
 import os
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import unquote
 
 import orjson
@@ -20,7 +21,7 @@ from .relay import relay_stream
 from .state import Gateway
 
 
-def json_response(payload, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
     return HTTPResponse(orjson.dumps(payload), status=status, headers=headers,
                         content_type="application/json")
 
@@ -37,7 +38,7 @@ def accounted(gateway: Gateway, handler: Handler) -> Handler:
     """Completes the request's log line however the handler ends, and tracks it in flight."""
 
     @functools.wraps(handler)
-    async def wrapper(request: Request, *args, **kwargs) -> HTTPResponse | None:
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
         record = request.ctx.record
         task = asyncio.current_task()
         gateway.inflight.add(task)
