@@ -1,0 +1,26 @@
+// src-tauri/src/update.rs: install an update without a gateway holding its file
+use std::time::Duration;
+
+use tauri::AppHandle;
+use tauri_plugin_updater::UpdaterExt;
+
+use crate::gateway;
+
+/// Downloads first, with the gateway still serving: a failed download changes nothing.
+/// The gateway is stopped only in `on_before_exit`, which the updater calls on Windows
+/// right before it starts the installer and exits (elsewhere the app restarts itself
+/// after `install`, and `RunEvent::Exit` stops the gateway).
+pub async fn install_update(app: AppHandle) -> tauri_plugin_updater::Result<bool> {
+    let handle = app.clone();
+    let updater = app
+        .updater_builder()
+        .on_before_exit(move || {
+            gateway::stop(&handle, Duration::from_secs(3));
+            handle.cleanup_before_exit(); // what the default hook did
+        })
+        .build()?;
+    let Some(update) = updater.check().await? else { return Ok(false) };
+    let bytes = update.download(|_chunk, _total| {}, || {}).await?;
+    update.install(bytes)?;
+    app.restart();
+}
