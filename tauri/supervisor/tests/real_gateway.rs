@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use ai_gateway_supervisor::{Decision, Event, Exit, GatewayCommand, Policy, StopCause, Supervisor};
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    // not canonicalize(): on Windows it yields \\?\ paths that some programs mishandle
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 fn python() -> PathBuf {
@@ -484,4 +485,29 @@ fn the_onefile_bootloader_killed_leaves_no_process_and_no_extraction_dir() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(mei_dirs(&tmp).is_empty(), "after a clean stop: {:?}", mei_dirs(&tmp));
+}
+
+#[test]
+fn a_program_that_cannot_start_ends_the_supervisor_with_the_reason() {
+    let command = GatewayCommand::new(std::env::temp_dir().join("no-such-gateway-here"));
+    let mut run = Run::start(command, quick_policy());
+    let event = run.expect(Duration::from_secs(5), "stopped", |e| matches!(e, Event::Stopped(_)));
+    assert!(matches!(event, Event::Stopped(StopCause::SpawnFailed(ref why)) if why.contains("no-such-gateway-here")),
+            "{event:?}");
+    assert_eq!(run.spawns(), 0);
+    assert_eq!(run.supervisor.stop(Duration::from_secs(1)), None);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_gateway_that_keeps_failing_is_given_up_after_max_failures() {
+    let command = GatewayCommand::new("/bin/sh").arg("-c").arg("exit 70");
+    let policy = Policy { max_failures: 3, ..quick_policy() };
+    let mut run = Run::start(command, policy);
+    run.expect(Duration::from_secs(10), "gave up", |e| *e == Event::Stopped(StopCause::GaveUp(Exit::Code(70))));
+    assert_eq!(run.spawns(), 3);
+    let delays: Vec<Duration> =
+        run.seen.iter().filter_map(|e| if let Event::Backoff { delay, .. } = e { Some(*delay) } else { None }).collect();
+    assert_eq!(delays.len(), 2);
+    assert!(delays[0] <= Duration::from_millis(50) && delays[1] <= Duration::from_millis(100), "{delays:?}");
 }
