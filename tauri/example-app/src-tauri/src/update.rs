@@ -7,9 +7,10 @@ use tauri_plugin_updater::UpdaterExt;
 use crate::gateway;
 
 /// Downloads first, with the gateway still serving: a failed download changes nothing.
-/// The gateway is stopped only in `on_before_exit`, which the updater calls on Windows
-/// right before it starts the installer and exits (elsewhere the app restarts itself
-/// after `install`, and `RunEvent::Exit` stops the gateway).
+/// On Windows the gateway is stopped in `on_before_exit`, which the updater calls right
+/// before it starts the installer and exits. On macOS and Linux `install` replaces the
+/// files in place (a running gateway does not block that); the gateway is stopped before
+/// the restart.
 pub async fn install_update(app: AppHandle) -> tauri_plugin_updater::Result<bool> {
     let handle = app.clone();
     let updater = app
@@ -22,5 +23,6 @@ pub async fn install_update(app: AppHandle) -> tauri_plugin_updater::Result<bool
     let Some(update) = updater.check().await? else { return Ok(false) };
     let bytes = update.download(|_chunk, _total| {}, || {}).await?;
     update.install(bytes)?;
+    gateway::stop(&app, Duration::from_secs(3));
     app.restart();
 }
