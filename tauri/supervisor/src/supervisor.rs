@@ -397,7 +397,13 @@ impl Runner {
             state.ready = None;
         }
         let _ = stdout_done.recv_timeout(self.policy.cleanup_grace);
+        // POSIX: while any member lives, the group id names no one else (a reused pid would
+        // also have to lead a group of its own to be hit). Windows has no such id: once the spawned process is reaped its pid may be reused,
+        // so nothing is killed by pid here (the gateway ends itself on stdin EOF).
+        #[cfg(unix)]
         process::kill_group(pid);
+        #[cfg(not(unix))]
+        let _ = pid;
     }
 }
 
