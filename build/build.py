@@ -1,6 +1,6 @@
 """Freeze the gateway into one file named as Tauri's `bundle.externalBin` expects.
 
-    python build/build.py [--target-triple TRIPLE] [--tauri-binaries DIR] [--no-smoke]
+    python build/build.py [--target-triple TRIPLE] [--tauri-binaries DIR [--sidecar-name NAME]] [--no-smoke]
 
 Produces dist/ai-gateway-<triple>[.exe], prints its size, and smoke-runs it: --version,
 then a start on --port 0 with --watch-stdin, the ready line, /health, one streamed chat
@@ -105,6 +105,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target-triple", help="override the detected Rust host triple")
     parser.add_argument("--tauri-binaries", type=Path, help="also copy the binary into this src-tauri/binaries dir")
+    parser.add_argument("--sidecar-name", default="ai-gateway",
+                        help="name of the copy in --tauri-binaries (name it after your app: deb and rpm "
+                             "install it in /usr/bin)")
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke run")
     args = parser.parse_args()
 
@@ -119,8 +122,9 @@ def main() -> None:
         smoke(built)
     if args.tauri_binaries:
         args.tauri_binaries.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(built, args.tauri_binaries / name)
-        print(f"copied to {args.tauri_binaries / name}")
+        copy = args.tauri_binaries / name.replace("ai-gateway", args.sidecar_name, 1)
+        shutil.copy2(built, copy)
+        print(f"copied to {copy}")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,14 @@
-"""The documents for app authors cannot rot silently: their JSON is checked against
-Tauri's own schema, their flags against the gateway's parser, their exit codes against
-the code."""
+"""The documents for app authors cannot rot silently: every code block of
+tauri-sidecar.md is copied from the example app (tauri/example-app), which its own tests
+check against Tauri's schema and the plugins' permissions; the flags are checked against
+the gateway's parser, the exit codes against the code."""
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -19,62 +18,50 @@ from app.runtime.lifecycle import ExitCode
 from tests.gateway import ROOT
 
 DOC = ROOT / "tauri-sidecar.md"
-CACHE = ROOT / ".cache" / "tauri-cli"
-SNIPPET = re.compile(r"<!-- schema: (?P<kind>[\w.\-]+) -->\s*```json\n(?P<body>.*?)```", re.S)
+BLOCK = re.compile(r"(?:<!-- from: (?P<path>[^ ]+) -->\n)?```(?P<lang>\w*)\n(?P<body>.*?)```", re.S)
+CODE_LANGS = {"rust", "js", "json", "nsis", "toml", "xml", "html"}
 
 
-@pytest.fixture(scope="module")
-def tauri_schema() -> dict:
-    """config.schema.json from the npm package @tauri-apps/cli (v2), fetched once."""
-    schema = CACHE / "package" / "config.schema.json"
-    if not schema.exists():
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("npm is needed to fetch @tauri-apps/cli's schema")
-        CACHE.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([npm, "pack", "@tauri-apps/cli@2", "--silent"], cwd=CACHE, capture_output=True,
-                             text=True, timeout=300, check=True).stdout.strip().splitlines()[-1]
-        with tarfile.open(CACHE / out) as archive:
-            archive.extract("package/config.schema.json", CACHE, filter="data")
-    return json.loads(schema.read_text())
+def copy_problems(text: str) -> list[str]:
+    """Blocks that are not copied verbatim from the file their marker names, and code
+    blocks without a marker."""
+    problems = []
+    for m in BLOCK.finditer(text):
+        if m["path"] is None:
+            if m["lang"] in CODE_LANGS:
+                problems.append(f"a {m['lang']} block names no file: {m['body'][:60]!r}")
+            continue
+        source = ROOT / m["path"]
+        if not source.is_file():
+            problems.append(f"{m['path']} does not exist")
+        elif m["body"].rstrip("\n") not in source.read_text(encoding="utf-8"):
+            problems.append(f"the block from {m['path']} differs from the file")
+    return problems
 
 
-def snippets() -> list[tuple[str, dict]]:
-    found = [(m["kind"], json.loads(m["body"])) for m in SNIPPET.finditer(DOC.read_text())]
-    assert found, "no checked JSON snippets found"
-    return found
+def test_every_code_block_is_copied_from_the_example_app():
+    text = DOC.read_text(encoding="utf-8")
+    assert copy_problems(text) == []
+    copied = {m["path"] for m in BLOCK.finditer(text) if m["path"]}
+    whole = {"tauri/example-app/src-tauri/tauri.conf.json", "tauri/example-app/src-tauri/src/gateway.rs",
+             "tauri/example-app/src-tauri/src/lib.rs", "tauri/example-app/src-tauri/src/update.rs",
+             "tauri/example-app/src-tauri/windows/hooks.nsh",
+             "tauri/example-app/src-tauri/capabilities/main.json",
+             "tauri/example-app/src-tauri/capabilities/sidecar-from-js.json",
+             "tauri/example-app/src/gateway.js", "tauri/example-app/src/sidecar-from-js.js"}
+    assert whole <= copied
+    for path in whole:  # these are shown whole, not in part
+        body = next(m["body"] for m in BLOCK.finditer(text) if m["path"] == path)
+        assert body.rstrip("\n") == (ROOT / path).read_text(encoding="utf-8").rstrip("\n"), path
 
 
-def test_every_json_snippet_matches_tauris_schema(tauri_schema):
-    from jsonschema import Draft7Validator
-
-    kinds = set()
-    for kind, document in snippets():
-        kinds.add(kind)
-        if kind == "tauri.conf.json":
-            schema = tauri_schema
-        elif kind == "capability":
-            schema = {"$ref": "#/definitions/Capability", "definitions": tauri_schema["definitions"]}
-        else:
-            raise AssertionError(f"unknown snippet kind {kind}")
-        errors = sorted(Draft7Validator(schema).iter_errors(document), key=str)
-        assert not errors, f"{kind}: " + "; ".join(e.message for e in errors[:5])
-    assert kinds == {"tauri.conf.json", "capability"}
-
-
-def test_the_schema_check_catches_a_mistake(tauri_schema):
-    from jsonschema import Draft7Validator
-
-    broken = {"identifier": "x", "bundle": {"externalBin": "binaries/ai-gateway"}}  # must be a list
-    assert list(Draft7Validator(tauri_schema).iter_errors(broken))
-
-
-def test_external_bin_names_the_sidecar_the_build_makes():
-    conf = dict(snippets())["tauri.conf.json"]
-    assert conf["bundle"]["externalBin"] == ["binaries/ai-gateway"]
-    capability = dict(snippets())["capability"]
-    spawn = next(p for p in capability["permissions"] if isinstance(p, dict))
-    assert spawn["allow"][0]["name"] == "binaries/ai-gateway" and spawn["allow"][0]["sidecar"] is True
+def test_the_copy_check_catches_an_edited_block():
+    text = DOC.read_text(encoding="utf-8")
+    edited = text.replace("supervisor.stop(timeout);", "supervisor.stop(timeout * 2);", 1)
+    assert edited != text
+    assert copy_problems(edited) == ["the block from tauri/example-app/src-tauri/src/gateway.rs differs from the file"]
+    unmarked = text.replace("<!-- from: tauri/example-app/src-tauri/src/lib.rs -->\n", "", 1)
+    assert len(copy_problems(unmarked)) == 1 and "names no file" in copy_problems(unmarked)[0]
 
 
 def known_flags() -> set[str]:
@@ -91,7 +78,7 @@ def known_flags() -> set[str]:
 def test_documented_gateway_flags_exist(doc):
     text = (ROOT / doc).read_text()
     used = set(re.findall(r"(?<![\w-])(--(?:port|host|config|log-dir|log-level|parent-pid|watch-stdin|version|"
-                          r"target-triple|tauri-binaries|no-smoke|seconds|connections)[a-z\-]*)", text))
+                          r"target-triple|tauri-binaries|sidecar-name|no-smoke|seconds|connections)[a-z\-]*)", text))
     assert used, "no flags found"
     assert used <= known_flags() | {"--seconds", "--connections"}, used - known_flags()
 
@@ -102,14 +89,15 @@ def test_documented_exit_codes_match_the_code():
     assert {int(code) for code in table} == {int(code) for code in ExitCode}
 
 
-def test_release_workflow_passes_actionlint():
+@pytest.mark.parametrize("workflow", sorted(p.name for p in (ROOT / ".github" / "workflows").glob("*.yml")))
+def test_workflows_pass_actionlint(workflow):
     import sysconfig
 
     exe = Path(sysconfig.get_path("scripts")) / ("actionlint.exe" if sys.platform == "win32" else "actionlint")
     binary = str(exe) if exe.exists() else shutil.which("actionlint")
     if binary is None:
         pytest.skip("actionlint is not installed (pip install -e '.[test]')")
-    result = subprocess.run([binary, str(ROOT / ".github" / "workflows" / "release.yml")],
+    result = subprocess.run([binary, str(ROOT / ".github" / "workflows" / workflow)],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -46,6 +46,7 @@ from .lifecycle import (
     watch_parent,
     watch_stdin,
 )
+from .litter import start_sweeper
 from .logs import Logs
 
 
@@ -128,6 +129,7 @@ class Sidecar:
     # -- before the event loop -------------------------------------------------------------
     def serve(self) -> int:
         self._open_logs()
+        start_sweeper()  # onefile only: extraction dirs of killed runs; in the background
         self.config_path = find_config_path(self.options.config)
         try:
             config = load_config(self.config_path)

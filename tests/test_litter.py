@@ -1,0 +1,103 @@
+"""No temp litter: a onefile run removes the extraction dirs that killed runs of the same
+executable left behind, and never one in use."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from app.runtime.litter import MARKER, stale_dirs
+from tests.gateway import gateway_command, pid_gone
+
+EXE = "/opt/app/ai-gateway"
+
+
+def extraction_dir(parent: Path, name: str, executable: str | None = EXE, pids=(111,)) -> Path:
+    path = parent / name
+    (path / "lib").mkdir(parents=True)
+    if executable is not None:
+        (path / MARKER).write_text(json.dumps({"executable": executable, "pids": list(pids)}))
+    return path
+
+
+def test_only_dead_runs_of_the_same_executable_are_stale(tmp_path):
+    own = extraction_dir(tmp_path, "_MEIown", pids=(1,))
+    dead = extraction_dir(tmp_path, "_MEIdead", pids=(111, 112))
+    extraction_dir(tmp_path, "_MEIalive", pids=(111, 222))       # its gateway still runs
+    extraction_dir(tmp_path, "_MEIother", executable="/opt/other/app")  # another program
+    extraction_dir(tmp_path, "_MEInomark", executable=None)       # killed before its mark, or not ours
+    extraction_dir(tmp_path, "_MEImapped")                        # a process maps a file from it
+    extraction_dir(tmp_path, "notmei")
+    (tmp_path / "_MEIfile").write_text("x")
+    stale = stale_dirs(tmp_path, own, EXE, alive=lambda pid: pid == 222, in_use={"_MEImapped"})
+    assert stale == [dead]
+
+
+def test_a_broken_marker_keeps_the_dir(tmp_path):
+    own = extraction_dir(tmp_path, "_MEIown")
+    broken = tmp_path / "_MEIbroken"
+    broken.mkdir()
+    (broken / MARKER).write_text("{not json")
+    odd = extraction_dir(tmp_path, "_MEIodd", pids=("111",))
+    assert stale_dirs(tmp_path, own, EXE, alive=lambda pid: False, in_use=set()) == []
+    assert odd.exists()
+
+
+def onefile_command() -> list[str] | None:
+    command = gateway_command()
+    if not os.environ.get("AI_GATEWAY_CMD") or len(command) != 1 or not Path(command[0]).is_file():
+        return None
+    return command
+
+
+@pytest.mark.skipif(onefile_command() is None, reason="needs a onefile build in AI_GATEWAY_CMD (.ci/run's second pass)")
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL of the bootloader; Windows runs this in the app workflow")
+def test_killed_bootloaders_leave_nothing_after_one_more_start(tmp_path):
+    command = onefile_command()
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "TMP": str(temp), "TEMP": str(temp)}
+
+    def start() -> tuple[subprocess.Popen, dict]:
+        proc = subprocess.Popen(command + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        ready = orjson.loads(proc.stdout.readline())
+        assert ready["event"] == "ready" and ready["pid"] != proc.pid, "not a onefile build"
+        return proc, ready
+
+    keeper, _ = start()  # a run in use the whole time: its dir must survive every sweep
+    kills = 4
+    for _ in range(kills):
+        proc, ready = start()
+        proc.send_signal(signal.SIGKILL)  # the bootloader: what child.kill() and Task Manager do
+        proc.wait(5)
+        assert pid_gone(ready["pid"], 5), "the gateway outlived its bootloader"
+        proc.stdin.close()
+        proc.stdout.close()
+    # each start tidies what the kills before it left; the last kill's dir is still there
+    leftovers = sorted(p.name for p in temp.glob("_MEI*"))
+    assert len(leftovers) >= 2, f"the kills left nothing to tidy ({leftovers}): the test would show nothing"
+
+    proc, ready = start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(list(temp.glob("_MEI*"))) > 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(list(temp.glob("_MEI*"))) == 2, sorted(p.name for p in temp.glob("_MEI*"))  # keeper's and ours
+    finally:
+        proc.stdin.close()
+        assert proc.wait(15) == 0
+        keeper.stdin.close()
+        assert keeper.wait(15) == 0  # it ran from its dir the whole time
+    deadline = time.monotonic() + 5
+    while list(temp.glob("_MEI*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert list(temp.glob("_MEI*")) == []
