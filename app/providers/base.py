@@ -46,6 +46,26 @@ class Provider(ABC):
         raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model",
                        code="model_not_found")
 
+    # -- other dialects, passed through unchanged where the upstream speaks them -----------
+    def speaks(self, dialect: str) -> bool:
+        """Whether the upstream takes `dialect` ("anthropic", "responses") requests as they are."""
+        return False
+
+    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
+                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The upstream's own answer to a `dialect` request (only when `speaks(dialect)`)."""
+        raise NotImplementedError
+
+    def native_stream(self, dialect: str, body: dict[str, Any], model: str,
+                      headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
+        """The upstream's own stream events (`dialects.base.NativeEvent`) for a `dialect` request."""
+        raise NotImplementedError
+
+    async def count_tokens(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """Anthropic's `/v1/messages/count_tokens`, where the upstream offers it."""
+        raise NotFound(f"provider '{self.name}' cannot count tokens; token counting is offered for "
+                       "models served by an Anthropic provider", param="model", code="count_tokens_unsupported")
+
     async def aclose(self) -> None:
         """Release what the provider holds (processes, connections of its own)."""
 

@@ -73,6 +73,12 @@ class Guard:
                 "Missing or invalid bearer token: send 'Authorization: Bearer <AI_GATEWAY_TOKEN>'"
             )
 
+    def check_api_key(self, api_key: str | None, authorization: str | None) -> None:
+        """Anthropic-shaped routes: the token as `x-api-key`, or as a bearer token."""
+        if self._token is not None and api_key and hmac.compare_digest(api_key.strip().encode(), self._token):
+            return
+        self.check_token(authorization)
+
     @staticmethod
     def check_json_body(content_type: str | None) -> None:
         media = (content_type or "").split(";", 1)[0].strip().lower()
