@@ -382,6 +382,12 @@ class Scenario:
             return True
         if k == "overloaded":
             return await self.json(529, transcript("anthropic_overloaded.json"))
+        if k == "long-stream":
+            events = sse_events("anthropic_text.sse")
+            deltas = [e for e in events if b"text_delta" in e]
+            await self.events(events[:3] + deltas * 400, delay=0.02)
+            await self.end_chunks()
+            return True
         if k == "rate-limit":
             return await self.json(429, b'{"type":"error","error":{"type":"rate_limit_error","message":'
                                         b'"Number of requests has exceeded your rate limit"}}', {"retry-after": "7"})
