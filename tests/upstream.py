@@ -432,10 +432,14 @@ class Scenario:
             await self.chunk(body[len(body) // 2:])
             await self.end_chunks()
             return True
-        if k == "prompt-blocked":
-            return await self.json(200, transcript("gemini_prompt_blocked.json"))
-        if k == "answer-blocked":
-            return await self.json(200, transcript("gemini_answer_blocked.json"))
+        if k in ("prompt-blocked", "answer-blocked"):
+            answer = transcript(f"gemini_{k.replace('-', '_')}.json").strip()
+            if not self.stream:
+                return await self.json(200, answer)
+            await self.head(200, "text/event-stream")
+            await self.chunk(b"data: " + answer + b"\r\n\r\n")
+            await self.end_chunks()
+            return True
         if k == "safety-midstream":
             await self.head(200, "text/event-stream")
             await self.chunk(transcript("gemini_safety_midstream.sse"))
