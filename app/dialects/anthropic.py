@@ -331,11 +331,11 @@ def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     source = block.get("source")
     if not isinstance(source, dict):
         raise InvalidRequest(f"'{where}.source' must be an object", param=where)
-    if source["type"] == "base64":
+    if source.get("type") == "base64":
         _need(isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str),
               f"'{where}.source' needs 'media_type' and 'data'", where)
         url = f"data:{source['media_type']};base64,{source['data']}"
-    elif source["type"] == "url":
+    elif source.get("type") == "url":
         _need(isinstance(source.get("url"), str), f"'{where}.source.url' must be a string", where)
         url = source["url"]
     else:
