@@ -156,3 +156,19 @@ def test_stream_without_a_finish_reason_is_an_in_band_error(client):
             for choice in chunk.choices:
                 text += choice.delta.content or ""
     assert text == "Hello!" and "finishReason" in info.value.message
+
+
+def test_thought_signatures_go_back_with_their_calls(client, upstream):
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+    reply = client.chat.completions.create(model="gem/tools", tools=tools,
+                                           messages=[{"role": "user", "content": "weather in Paris?"}])
+    call = reply.choices[0].message.tool_calls[0]
+    key = "text:signed"
+    client.chat.completions.create(model=f"gem/{key}", tools=tools, messages=[
+        {"role": "user", "content": "weather in Paris?"},
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+    ])
+    model_turn = upstream.requests_for(key)[-1].body["contents"][1]
+    assert model_turn == {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                                                      "thoughtSignature": "CiQB0e2Kb8rvx3Vn1hC5JtZQ2bYt0aQ0"}]}

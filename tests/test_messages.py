@@ -302,3 +302,11 @@ def test_x_api_key_is_the_token_on_anthropic_routes(guarded):
     refused = httpx.post(guarded.url + "/v1/chat/completions", headers={"x-api-key": TOKEN},
                          json={"model": "echo", "messages": [{"role": "user", "content": "x"}]})
     assert refused.status_code == 401 and "error" in refused.json() and "type" not in refused.json()
+
+
+def test_passthrough_log_line_has_the_tokens(claude, gateway):
+    request_id = "msg-log-" + uuid.uuid4().hex
+    claude.messages.create(model="claude/text", max_tokens=5, messages=[{"role": "user", "content": "x"}],
+                           extra_headers={"x-request-id": request_id})
+    line = gateway.log_line_for(request_id)
+    assert "target=claude/text" in line and "tokens=9+6" in line

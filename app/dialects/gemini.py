@@ -4,6 +4,11 @@ Towards a Gemini upstream: `to_gemini_request` (OpenAI request -> Gemini),
 `from_gemini_response` (Gemini answer -> OpenAI completion), `GeminiStreamTranslator`
 (`streamGenerateContent?alt=sse` events -> OpenAI chunks). A prompt or an answer that
 Gemini's safety filters blocked outright becomes a clear 400 (`content_filter`).
+
+Thinking models sign their function calls (`thoughtSignature`) and want the signature
+back with the call in the next turn. OpenAI's shape has no place for it, so the
+transforms take a `signatures` mapping (tool call id -> signature) that the provider
+keeps: answers fill it, requests read it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import mimetypes
 import re
 import time
 import uuid
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import orjson
@@ -126,7 +132,7 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def to_gemini_request(body: dict[str, Any]) -> dict[str, Any]:
+def to_gemini_request(body: dict[str, Any], signatures: Mapping[str, str] | None = None) -> dict[str, Any]:
     """An OpenAI chat request as a Gemini `generateContent` request."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
@@ -143,8 +149,12 @@ def to_gemini_request(body: dict[str, Any]) -> dict[str, Any]:
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 names[call.get("id") or ""] = function.get("name") or ""
-                parts.append({"functionCall": {"name": function.get("name") or "",
-                                               "args": json_arguments(function.get("arguments"))}})
+                part: dict[str, Any] = {"functionCall": {"name": function.get("name") or "",
+                                                         "args": json_arguments(function.get("arguments"))}}
+                signature = (signatures or {}).get(call.get("id") or "")
+                if signature:
+                    part["thoughtSignature"] = signature
+                parts.append(part)
             _append(contents, "model", parts)
         elif role in ("tool", "function"):
             name = names.get(message.get("tool_call_id") or "") or message.get("name") or ""
@@ -205,8 +215,9 @@ def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
-def _split(parts: Any) -> tuple[str, list[dict[str, Any]]]:
-    """(text, function calls) of a candidate's parts; thoughts are left out."""
+def _split(parts: Any, signatures: MutableMapping[str, str] | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """(text, function calls) of a candidate's parts; thoughts are left out, the calls'
+    signatures go to `signatures`."""
     text, calls = "", []
     for part in parts if isinstance(parts, list) else ():
         if not isinstance(part, dict) or part.get("thought"):
@@ -215,7 +226,10 @@ def _split(parts: Any) -> tuple[str, list[dict[str, Any]]]:
             text += part["text"]
         elif isinstance(part.get("functionCall"), dict):
             call = part["functionCall"]
-            calls.append({"id": call.get("id") or new_call_id(), "type": "function", "function": {
+            call_id = call.get("id") or new_call_id()
+            if signatures is not None and isinstance(part.get("thoughtSignature"), str):
+                signatures[call_id] = part["thoughtSignature"]
+            calls.append({"id": call_id, "type": "function", "function": {
                 "name": call.get("name", ""), "arguments": orjson.dumps(call.get("args") or {}).decode()}})
     return text, calls
 
@@ -226,13 +240,14 @@ def finish_reason(reason: Any, has_calls: bool) -> str:
     return FINISH_REASONS.get(reason or "STOP", "stop")
 
 
-def from_gemini_response(data: dict[str, Any], model: str, provider: str) -> Completion:
+def from_gemini_response(data: dict[str, Any], model: str, provider: str,
+                         signatures: MutableMapping[str, str] | None = None) -> Completion:
     """A Gemini `generateContent` answer as an OpenAI chat completion."""
     check_prompt(data, provider)
     candidate = _candidate(data)
     if not candidate:
         raise UpstreamProtocolError(f"upstream '{provider}': the Gemini answer has no candidates")
-    text, calls = _split((candidate.get("content") or {}).get("parts"))
+    text, calls = _split((candidate.get("content") or {}).get("parts"), signatures)
     reason = finish_reason(candidate.get("finishReason"), bool(calls))
     if reason == "content_filter" and not text and not calls:
         raise blocked(candidate.get("finishReason") or "SAFETY", provider, "answer")
@@ -248,8 +263,10 @@ class GeminiStreamTranslator:
 
     Gemini sends no end marker: the event that carries a `finishReason` is the last."""
 
-    def __init__(self, provider: str, model: str, include_usage: bool):
+    def __init__(self, provider: str, model: str, include_usage: bool,
+                 signatures: MutableMapping[str, str] | None = None):
         self.provider = provider
+        self.signatures = signatures
         self.id = wire.new_completion_id()
         self.model = model
         self.created = int(time.time())
@@ -275,7 +292,7 @@ class GeminiStreamTranslator:
             self.model = data.get("modelVersion") or self.model
             out.append(self._chunk({"role": "assistant", "content": ""}))
         candidate = _candidate(data)
-        text, calls = _split((candidate.get("content") or {}).get("parts"))
+        text, calls = _split((candidate.get("content") or {}).get("parts"), self.signatures)
         if text:
             out.append(self._chunk({"content": text}))
         for call in calls:

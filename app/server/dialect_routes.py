@@ -101,6 +101,8 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
 
         served = await router.answer(body, call)
         record.target, record.attempts = served.target.label, served.attempts
+        if translation.native:
+            record.observe_usage(served.value.get("usage"))
         request.ctx.served_target = served.target.label
         return served.value
 
