@@ -101,6 +101,7 @@ models = ["dead-model"]
 
 [aliases]
 fast = ["up/text", "echo"]
+mixed = ["up/error-503", "claude/text"]
 """
 
 

@@ -310,3 +310,12 @@ def test_passthrough_log_line_has_the_tokens(claude, gateway):
                            extra_headers={"x-request-id": request_id})
     line = gateway.log_line_for(request_id)
     assert "target=claude/text" in line and "tokens=9+6" in line
+
+
+def test_fallback_before_the_first_byte_from_a_translated_to_a_native_target(claude, client):
+    with claude.messages.stream(model="mixed", max_tokens=5, messages=[{"role": "user", "content": "x"}]) as stream:
+        assert stream.response.headers["x-gateway-target"] == "claude/text"
+        final = stream.get_final_message()
+    assert final.id == "msg_01XFDUDYJgAACzvnptvVoYEL"  # relayed from the native stream as it came
+    reply = client.responses.with_raw_response.create(model="mixed", input="x")
+    assert reply.headers["x-gateway-target"] == "claude/text" and reply.parse().output_text == "Hello! 你好 👋"
