@@ -28,7 +28,8 @@ def test_system_turns_images_and_tools():
                 {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}}]},
             {"role": "user", "content": "and the weather?"},
             {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
             {"role": "tool", "tool_call_id": "call_1", "content": '{"sky":"sunny"}'},
             {"role": "tool", "tool_call_id": "call_1", "content": "plain text"},
         ],
@@ -170,5 +171,6 @@ def test_thought_signatures_go_back_with_their_calls(client, upstream):
         {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
     ])
     model_turn = upstream.requests_for(key)[-1].body["contents"][1]
-    assert model_turn == {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
-                                                      "thoughtSignature": "CiQB0e2Kb8rvx3Vn1hC5JtZQ2bYt0aQ0"}]}
+    assert model_turn == {"role": "model", "parts": [{
+        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+        "thoughtSignature": "CiQB0e2Kb8rvx3Vn1hC5JtZQ2bYt0aQ0"}]}

@@ -63,7 +63,8 @@ def test_system_images_tools_and_results_become_chat():
             {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
             {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}}]},
         {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+            {"id": "toolu_1", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
         {"role": "tool", "tool_call_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]},
         {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}]},
         {"role": "assistant", "content": "no idea"},

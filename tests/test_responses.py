@@ -49,7 +49,8 @@ def test_items_with_function_calls_and_outputs():
     ], "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "name": "get_weather"}, "stream": True})
     assert out["messages"] == [
         {"role": "user", "content": [{"type": "text", "text": "weather?"},
-                                     {"type": "image_url", "image_url": {"url": "https://x/cat.png", "detail": "low"}}]},
+                                     {"type": "image_url",
+                                      "image_url": {"url": "https://x/cat.png", "detail": "low"}}]},
         {"role": "assistant", "content": "Checking.", "tool_calls": [
             {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
             {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
@@ -100,7 +101,8 @@ def test_completion_becomes_a_response():
     assert [item["type"] for item in out["output"]] == ["message", "function_call"]
     assert out["output"][0]["content"][0] == {"type": "output_text", "text": "hi", "annotations": [], "logprobs": []}
     assert out["output"][1]["call_id"] == "call_9" and out["output"][1]["name"] == "f"
-    assert out["usage"]["input_tokens"] == 3 and out["usage"]["output_tokens"] == 4 and out["usage"]["total_tokens"] == 7
+    usage = out["usage"]
+    assert usage["input_tokens"] == 3 and usage["output_tokens"] == 4 and usage["total_tokens"] == 7
 
 
 def test_length_finish_is_incomplete():

@@ -18,6 +18,7 @@ from ..dialects import anthropic, responses
 from ..dialects.base import StreamWriter
 from ..errors import GatewayError, InvalidRequest
 from ..providers.base import Provider
+from ..routing.router import Served
 from ..wire import Chunk, error_body
 from .relay import relay_stream
 from .requests import check_model, parse_json_object
@@ -69,7 +70,7 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
         return register
 
     async def serve(request: Request, body: dict[str, Any], dialect: str, translation: Translation,
-                    writer: StreamWriter, finish: Callable[[Chunk], dict[str, Any]]) -> dict[str, Any] | None:
+                    writer: StreamWriter, finish: Callable[[Chunk], dict[str, Any]]) -> Served[dict[str, Any]] | None:
         """Route the request; stream it through `writer`, or return the whole answer."""
         record = request.ctx.record
         router = gateway.router
@@ -103,8 +104,7 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
         record.target, record.attempts = served.target.label, served.attempts
         if translation.native:
             record.observe_usage(served.value.get("usage"))
-        request.ctx.served_target = served.target.label
-        return served.value
+        return served
 
     @route("/v1/responses")
     async def create_response(request: Request) -> HTTPResponse | None:
@@ -124,14 +124,14 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
         writer = responses.ResponsesWriter(body, model)
         keep = body.get("store") is not False
 
-        answer = await serve(request, body, "responses", translation, writer,
+        served = await serve(request, body, "responses", translation, writer,
                              lambda completion: responses.to_response(completion, body, model))
-        final = writer.response if answer is None else answer
+        final = writer.response if served is None else served.value
         if keep and final is not None and not translation.native:
             store.put(final["id"], responses.history_of(previous, body, final))
-        if answer is None:
+        if served is None:
             return None
-        return json_response(answer, headers=target_headers(request.ctx.served_target))
+        return json_response(served.value, headers=target_headers(served.target.label))
 
     @route("/v1/messages")
     async def create_message(request: Request) -> HTTPResponse | None:
@@ -140,11 +140,11 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
         anthropic.check_messages_request(body)
         model = body["model"]
         translation = Translation(lambda: anthropic.from_messages_request(body))
-        answer = await serve(request, body, "anthropic", translation, anthropic.MessagesWriter(model),
+        served = await serve(request, body, "anthropic", translation, anthropic.MessagesWriter(model),
                              lambda completion: anthropic.to_message(completion, model))
-        if answer is None:
+        if served is None:
             return None
-        return json_response(answer, headers=target_headers(request.ctx.served_target))
+        return json_response(served.value, headers=target_headers(served.target.label))
 
     @route("/v1/messages/count_tokens")
     async def count_tokens(request: Request) -> HTTPResponse:
