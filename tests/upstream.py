@@ -327,6 +327,9 @@ class Scenario:
                                    content_type="text/html")
         if k == "error-401":
             return await self.json(401, transcript("openai_error_401.json"))
+        if k == "quote-key":  # an upstream that repeats the credential it was sent
+            key = self.seen.headers.get("authorization", "").removeprefix("Bearer ")
+            return await self.json(401, orjson.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}))
         if k == "error-400":
             return await self.json(400, b'{"error":{"message":"Invalid value for temperature","type":'
                                         b'"invalid_request_error","param":"temperature","code":"invalid_value"}}')
@@ -443,6 +446,11 @@ class Scenario:
         if k == "safety-midstream":
             await self.head(200, "text/event-stream")
             await self.chunk(transcript("gemini_safety_midstream.sse"))
+            await self.end_chunks()
+            return True
+        if k == "long-stream":
+            first, *rest = transcript("gemini_text.sse").split(b"\r\n\r\n")
+            await self.events([first + b"\r\n\r\n"] * 400, delay=0.02)
             await self.end_chunks()
             return True
         if k == "no-finish":
