@@ -137,6 +137,8 @@ def test_gemini_errors_map_to_openai_statuses(client, model, error, text, stream
         if stream:
             list(reply)
     assert text in info.value.message and info.value.response.headers["x-should-retry"] == "false"
+    if model == "gem/error-429":  # Google's RetryInfo in the body becomes retry-after
+        assert info.value.response.headers["retry-after"] == "7" and info.value.code == "RESOURCE_EXHAUSTED"
 
 
 def test_safety_stop_mid_stream_finishes_with_content_filter(client):

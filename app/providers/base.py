@@ -172,6 +172,8 @@ def error_from_response(
     """Normalise an upstream's error answer (OpenAI JSON, other JSON, HTML, empty)."""
     message, type_, param, code = _describe_error_body(body)
     retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        retry_after = _retry_delay_in_body(body)
     prefix = f"upstream '{provider}' answered {status}"
     text = f"{prefix}: {message}" if message else prefix
     if status == 429:
@@ -208,9 +210,23 @@ def _describe_error_body(body: bytes) -> tuple[str, str | None, str | None, str 
             type_ = err.get("type") if isinstance(err.get("type"), str) else None
             param = err.get("param") if isinstance(err.get("param"), str) else None
             code = err.get("code")
+            if isinstance(code, int) and isinstance(err.get("status"), str):
+                code = err["status"]  # Google's errors: {"code": 429, "status": "RESOURCE_EXHAUSTED"}
             code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
             return message[:1000], type_, param, code
     return orjson.dumps(data).decode()[:300], None, None, None
+
+
+def _retry_delay_in_body(body: bytes) -> float | None:
+    """Google's APIs say when to retry in the body: a `google.rpc.RetryInfo` detail, "7s"."""
+    if b"retryDelay" not in body:
+        return None
+    try:
+        details = orjson.loads(body)["error"]["details"]
+        delay = next(d["retryDelay"] for d in details if isinstance(d, dict) and "retryDelay" in d)
+        return max(0.0, float(str(delay).removesuffix("s")))
+    except (orjson.JSONDecodeError, KeyError, TypeError, StopIteration, ValueError):
+        return None
 
 
 def _text_excerpt(body: bytes) -> str:
