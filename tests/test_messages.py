@@ -65,7 +65,7 @@ def test_system_images_tools_and_results_become_chat():
         {"role": "assistant", "content": "Checking.", "tool_calls": [
             {"id": "toolu_1", "type": "function",
              "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-        {"role": "tool", "tool_call_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]},
+        {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
         {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}]},
         {"role": "assistant", "content": "no idea"},
     ]

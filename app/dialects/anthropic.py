@@ -343,15 +343,13 @@ def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": url}}
 
 
-def _tool_result_text(content: Any) -> str | list[dict[str, Any]]:
+def _tool_result_text(content: Any) -> str:
+    """A tool result as plain text: not every OpenAI-compatible server takes parts in a
+    `tool` message (images in results have no chat counterpart and are left out)."""
     if content is None or isinstance(content, str):
         return content or ""
     if isinstance(content, list):
-        parts: list[dict[str, Any]] = []
-        for block in content:
-            if isinstance(block, dict) and block.get("type") == "text":
-                parts.append({"type": "text", "text": str(block.get("text", ""))})
-        return parts if parts else ""
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text")
     return str(content)
 
 
@@ -378,7 +376,7 @@ def _user_turn(content: Any, where: str) -> list[dict[str, Any]]:
             parts.append(_image_part(block, here))
         elif kind == "tool_result":
             text = _tool_result_text(block.get("content"))
-            if block.get("is_error") and isinstance(text, str):
+            if block.get("is_error"):
                 text = "Error: " + text
             out.append({"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text})
         else:
