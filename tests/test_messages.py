@@ -296,7 +296,7 @@ def test_x_api_key_is_the_token_on_anthropic_routes(guarded):
     with anthropic.Anthropic(base_url=guarded.url, api_key="wrong", max_retries=0) as wrong:
         with pytest.raises(anthropic.AuthenticationError) as info:
             wrong.messages.create(model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    assert info.value.body["error"]["type"] == "authentication_error"
+    assert info.value.body["error"]["type"] == "authentication_error" and "x-api-key" in info.value.message
     import httpx
 
     # x-api-key is not a token on the OpenAI-shaped routes

@@ -75,9 +75,13 @@ class Guard:
 
     def check_api_key(self, api_key: str | None, authorization: str | None) -> None:
         """Anthropic-shaped routes: the token as `x-api-key`, or as a bearer token."""
-        if self._token is not None and api_key and hmac.compare_digest(api_key.strip().encode(), self._token):
+        if self._token is None or (api_key and hmac.compare_digest(api_key.strip().encode(), self._token)):
             return
-        self.check_token(authorization)
+        try:
+            self.check_token(authorization)
+        except Unauthorized:
+            raise Unauthorized("Missing or invalid token: send 'x-api-key: <AI_GATEWAY_TOKEN>' "
+                               "or 'Authorization: Bearer <AI_GATEWAY_TOKEN>'") from None
 
     @staticmethod
     def check_json_body(content_type: str | None) -> None:
