@@ -19,7 +19,30 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_PORT = 8765
-PROVIDER_TYPES = ("openai", "anthropic", "process", "echo")
+
+
+@dataclass(frozen=True)
+class ProviderType:
+    """What a config needs for one provider type; `providers/registry.py` pairs each name
+    with its class (a test holds the two together)."""
+
+    #: used when the config gives no base_url
+    base_url: str | None = None
+    #: keys the config must set for this type
+    required: tuple[str, ...] = ()
+
+
+PROVIDER_TYPES: dict[str, ProviderType] = {
+    "openai": ProviderType(base_url="https://api.openai.com/v1"),
+    "anthropic": ProviderType(base_url="https://api.anthropic.com"),
+    "gemini": ProviderType(base_url="https://generativelanguage.googleapis.com/v1beta"),
+    # https://<resource>.openai.azure.com, or its /openai/v1 form
+    "azure": ProviderType(required=("base_url",)),
+    "process": ProviderType(required=("command",)),
+    "echo": ProviderType(),
+}
+#: Azure's classic deployment URLs need an api-version; this GA one unless the config says
+AZURE_API_VERSION = "2024-10-21"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -84,6 +107,11 @@ class ProviderSettings:
     env: tuple[tuple[str, str], ...] = field(default=(), repr=False)
     #: values read from the environment into a command or env entry (masked like keys)
     interpolated_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: the upstream serves OpenAI's Responses API itself: /v1/responses passes through
+    responses: bool = False
+    #: Azure: the deployment to call (default: the requested model id) and the api-version
+    deployment: str | None = None
+    api_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -350,19 +378,20 @@ class _Validator:
             if not isinstance(body, dict):
                 raise self.fail("providers", name, "must be a table")
             self.known_keys(body, t, ("type", "base_url", "api_key", "headers", "models", "command",
-                                      "output", "max_concurrency", "default_max_tokens", "env"))
+                                      "output", "max_concurrency", "default_max_tokens", "env", "responses",
+                                      "deployment", "api_version"))
             if "type" not in body:
                 raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
-            type_ = self.string(body, t, "type", choices=PROVIDER_TYPES) or ""
+            type_ = self.string(body, t, "type", choices=tuple(PROVIDER_TYPES)) or ""
+            kind = PROVIDER_TYPES[type_]
+            for key in kind.required:
+                if key not in body:
+                    raise self.fail(t, key, f"missing: a provider of type '{type_}' needs '{key}'")
             missing: list[str] = []
             models = self.strings(body, t, "models", ("echo",) if type_ == "echo" else ())
             if not models:
                 raise self.fail(t, "models", 'missing: list the model ids this provider serves, or ["*"]')
-            base_url = self.string(body, t, "base_url")
-            if type_ == "openai" and base_url is None:
-                base_url = "https://api.openai.com/v1"
-            if type_ == "anthropic" and base_url is None:
-                base_url = "https://api.anthropic.com"
+            base_url = self.string(body, t, "base_url") or kind.base_url
             if base_url is not None:
                 base_url = self.interpolate(base_url, missing).rstrip("/")
                 if not re.match(r"^https?://[^/\s]+", base_url):
@@ -381,6 +410,11 @@ class _Validator:
                 raise self.fail(t, "command", "missing: the program and its arguments, as a list")
             # a credential may travel in a program's argv too: what came from ${VAR} is secret
             secrets = [value for part in command for value in self.interpolated(part)]
+            responses = self._get(body, t, "responses", (bool,), "true or false", False)
+            deployment = self.string(body, t, "deployment")
+            api_version = self.string(body, t, "api_version")
+            if type_ == "azure" and api_version is None and not (base_url or "").endswith("/openai/v1"):
+                api_version = AZURE_API_VERSION
             command = tuple(self.interpolate(part, missing) for part in command)
             env = []
             for key, value in self.table(body, t, "env").items():
@@ -402,6 +436,9 @@ class _Validator:
                 default_max_tokens=self.integer(body, t, "default_max_tokens", 4096, minimum=1),
                 env=tuple(env),
                 interpolated_secrets=tuple(secrets),
+                responses=responses,
+                deployment=self.interpolate(deployment, missing) if deployment else None,
+                api_version=api_version,
             ))
         return tuple(result)
 

@@ -57,6 +57,31 @@ base_url = "{upstream_root}"
 api_key = "${{UPSTREAM_KEY}}"
 models = ["claude-*"]
 
+[providers.openresp]
+type = "openai"
+base_url = "{upstream_url}"
+api_key = "${{UPSTREAM_KEY}}"
+responses = true
+models = ["gpt-4o-resp"]
+
+[providers.gem]
+type = "gemini"
+base_url = "{upstream_root}/v1beta"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["gemini-*"]
+
+[providers.az]
+type = "azure"
+base_url = "{upstream_root}"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["gpt-4o-az"]
+
+[providers.azv1]
+type = "azure"
+base_url = "{upstream_root}/openai/v1"
+api_key = "${{UPSTREAM_KEY}}"
+models = ["gpt-4o-azv1"]
+
 [providers.local]
 type = "process"
 command = ["{python}", "{fake_model}"]
@@ -76,6 +101,7 @@ models = ["dead-model"]
 
 [aliases]
 fast = ["up/text", "echo"]
+mixed = ["up/error-503", "claude/text"]
 """
 
 

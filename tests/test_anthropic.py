@@ -7,8 +7,8 @@ import json
 import openai
 import pytest
 
+from app.dialects.anthropic import StreamTranslator, from_message, to_messages_request
 from app.errors import InvalidRequest, UpstreamStatusError
-from app.providers.anthropic_wire import StreamTranslator, from_message, to_messages_request
 from tests.conftest import UPSTREAM_KEY
 
 pytestmark = pytest.mark.usefixtures("leak_guard")

@@ -103,3 +103,55 @@ def test_redaction(text, hidden):
 def test_redaction_leaves_ordinary_text_alone():
     text = "request id=req-1 POST /v1/chat/completions model=gpt-4o status=200 skill-based"
     assert Redactor(["abcd1234"])(text) == text
+
+
+def test_provider_types_and_their_required_keys():
+    from app.config import AZURE_API_VERSION, PROVIDER_TYPES
+    from app.providers.registry import PROVIDER_CLASSES
+
+    assert set(PROVIDER_CLASSES) == set(PROVIDER_TYPES)  # one entry per type in both tables
+    config = parse_config("""
+[providers.g]
+type = "gemini"
+api_key = "k"
+models = ["gemini-*"]
+
+[providers.a]
+type = "azure"
+base_url = "https://r.openai.azure.com"
+deployment = "prod"
+models = ["gpt-4o"]
+
+[providers.v]
+type = "azure"
+base_url = "https://r.openai.azure.com/openai/v1"
+models = ["gpt-4o"]
+
+[providers.o]
+type = "openai"
+responses = true
+models = ["*"]
+""", {})
+    g, a, v, o = config.providers
+    assert g.base_url == "https://generativelanguage.googleapis.com/v1beta"
+    assert a.api_version == AZURE_API_VERSION and a.deployment == "prod"
+    assert v.api_version is None and o.responses is True and o.base_url == "https://api.openai.com/v1"
+
+
+@pytest.mark.parametrize("text, key, message", [
+    ('[providers.a]\ntype = "azure"\nmodels = ["x"]', "providers.a.base_url", "needs 'base_url'"),
+    ('[providers.a]\ntype = "vertex"\nmodels = ["x"]', "providers.a.type", "gemini, azure"),
+    ('[providers.a]\ntype = "openai"\nresponses = "yes"\nmodels = ["x"]', "providers.a.responses", "true or false"),
+])
+def test_provider_type_errors_name_the_key(text, key, message):
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, {})
+    assert info.value.key == key and message in info.value.message and info.value.line
+
+
+def test_unknown_provider_type_is_never_built_as_something_else():
+    from app.config import ProviderSettings
+    from app.providers.registry import build_provider
+
+    with pytest.raises(ConfigError):
+        build_provider(ProviderSettings(name="x", type="mystery", models=("m",)), None)  # type: ignore[arg-type]

@@ -107,5 +107,5 @@ def test_readme_config_sample_is_valid():
 
     sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     config = parse_config(sample, {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"})
-    assert {p.type for p in config.providers} == {"openai", "anthropic", "process"}
+    assert {p.type for p in config.providers} == {"openai", "anthropic", "gemini", "azure", "process"}
     assert config.aliases["fast"] == ("ollama/llama3.2", "openai/gpt-4o-mini")

@@ -10,6 +10,7 @@ before the answer was complete.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import struct
 import threading
@@ -110,7 +111,7 @@ class Upstream:
                         headers[k.strip().lower()] = v.strip()
                 raw = await reader.readexactly(int(headers.get("content-length", "0")))
                 body = orjson.loads(raw) if raw else {}
-                seen = Seen(method, path, headers, body, model=str(body.get("model", "")))
+                seen = Seen(method, path, headers, body, model=model_of(path, body))
                 self.seen.append(seen)
                 self.busy_connections += 1
                 try:
@@ -130,7 +131,7 @@ class Upstream:
         key = seen.model.split(":", 1)[0]
         self.counts[seen.model] += 1
         count = self.counts[seen.model]
-        stream = bool(seen.body.get("stream"))
+        stream = bool(seen.body.get("stream")) or ":streamGenerateContent" in seen.path
         watcher = asyncio.ensure_future(self._watch_peer(reader, seen))
         scenario = asyncio.ensure_future(Scenario(self, seen, writer, key, count, stream).run())
         try:
@@ -157,6 +158,20 @@ class Upstream:
             data = b""
         if not data:
             seen.peer_closed.set()
+
+
+# Gemini names the model in the path (`/models/gemini-x:generateContent`), Azure's classic
+# URLs name the deployment (`/openai/deployments/<name>/chat/completions`)
+_MODEL_IN_PATH = re.compile(r"/models/([^/:]+):|/openai/deployments/([^/]+)/")
+
+
+def model_of(path: str, body: dict) -> str:
+    match = _MODEL_IN_PATH.search(path)
+    if match:
+        from urllib.parse import unquote
+
+        return unquote(match.group(1) or match.group(2))
+    return str(body.get("model", ""))
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -213,6 +228,14 @@ class Scenario:
         k = self.key
         if self.seen.path.endswith("/v1/messages"):
             return await self.anthropic()
+        if self.seen.path.endswith("/v1/messages/count_tokens"):
+            return await self.json(200, b'{"input_tokens":%d}' % len(orjson.dumps(self.seen.body["messages"])))
+        if ":generateContent" in self.seen.path or ":streamGenerateContent" in self.seen.path:
+            return await self.gemini()
+        if "/openai/" in self.seen.path:
+            return await self.azure()
+        if self.seen.path.split("?")[0].endswith("/responses"):
+            return await self.responses()
         if self.seen.path.endswith("/embeddings"):
             return await self.json(200, transcript("openai_embeddings.json"))
         if k in ("text", "tools"):
@@ -313,6 +336,9 @@ class Scenario:
             # an upstream whose error message quotes every header it was sent, as some do
             quoted = "; ".join(f"{name}={value}" for name, value in self.seen.headers.items())
             return await self.json(400, orjson.dumps({"error": {"message": f"bad request ({quoted})"}}))
+        if k == "quote-key":  # an upstream that repeats the credential it was sent
+            key = self.seen.headers.get("authorization", "").removeprefix("Bearer ")
+            return await self.json(401, orjson.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}))
         if k == "error-400":
             return await self.json(400, b'{"error":{"message":"Invalid value for temperature","type":'
                                         b'"invalid_request_error","param":"temperature","code":"invalid_value"}}')
@@ -383,6 +409,12 @@ class Scenario:
             return True
         if k == "overloaded":
             return await self.json(529, transcript("anthropic_overloaded.json"))
+        if k == "long-stream":
+            events = sse_events("anthropic_text.sse")
+            deltas = [e for e in events if b"text_delta" in e]
+            await self.events(events[:3] + deltas * 400, delay=0.02)
+            await self.end_chunks()
+            return True
         if k == "rate-limit":
             return await self.json(429, b'{"type":"error","error":{"type":"rate_limit_error","message":'
                                         b'"Number of requests has exceeded your rate limit"}}', {"retry-after": "7"})
@@ -390,3 +422,90 @@ class Scenario:
             return await self.json(400, b'{"type":"error","error":{"type":"invalid_request_error","message":'
                                         b'"messages: roles must alternate"}}')
         return await self.json(404, b'{"type":"error","error":{"type":"not_found_error","message":"model: x"}}')
+
+    async def responses(self) -> bool:
+        """OpenAI's own Responses API, for passthrough."""
+        k = self.key
+        if k == "text":
+            if not self.stream:
+                return await self.json(200, transcript("openai_responses_text.json"))
+            await self.events(sse_events("openai_responses_text.sse"))
+            await self.end_chunks()
+            return True
+        if k == "failed-midstream":
+            failed = (b'event: response.failed\ndata: {"type":"response.failed","sequence_number":5,"response":'
+                      b'{"id":"resp_68a1f0c2d4e0819a9c3b2f1e0d7c6b5a","object":"response","status":"failed",'
+                      b'"error":{"code":"server_error","message":"The model failed mid-answer"},"output":[]}}\n\n')
+            await self.events(sse_events("openai_responses_text.sse")[:5] + [failed])
+            await self.end_chunks()
+            return True
+        if k == "long-stream":
+            events = sse_events("openai_responses_text.sse")
+            await self.events(events[:5] + [events[4]] * 400, delay=0.02)
+            await self.end_chunks()
+            return True
+        return await self.json(404, b'{"error":{"message":"The model does not exist","type":'
+                                    b'"invalid_request_error","param":"model","code":"model_not_found"}}')
+
+    async def gemini(self) -> bool:
+        """Google Gemini's generateContent / streamGenerateContent?alt=sse."""
+        k = self.key
+        if k in ("text", "tools"):
+            if not self.stream:
+                return await self.json(200, transcript(f"gemini_{k}.json"))
+            body = transcript(f"gemini_{k}.sse")
+            await self.head(200, "text/event-stream")
+            await self.chunk(body[:len(body) // 2])  # an event split across two writes
+            await self.chunk(body[len(body) // 2:])
+            await self.end_chunks()
+            return True
+        if k in ("prompt-blocked", "answer-blocked"):
+            answer = transcript(f"gemini_{k.replace('-', '_')}.json").strip()
+            if not self.stream:
+                return await self.json(200, answer)
+            await self.head(200, "text/event-stream")
+            await self.chunk(b"data: " + answer + b"\r\n\r\n")
+            await self.end_chunks()
+            return True
+        if k == "safety-midstream":
+            await self.head(200, "text/event-stream")
+            await self.chunk(transcript("gemini_safety_midstream.sse"))
+            await self.end_chunks()
+            return True
+        if k == "long-stream":
+            first, *rest = transcript("gemini_text.sse").split(b"\r\n\r\n")
+            await self.events([first + b"\r\n\r\n"] * 400, delay=0.02)
+            await self.end_chunks()
+            return True
+        if k == "no-finish":
+            await self.head(200, "text/event-stream")
+            await self.chunk(transcript("gemini_text.sse").split(b"\r\n\r\n")[0] + b"\r\n\r\n")
+            await self.end_chunks()
+            return True
+        if k in ("error-400", "error-429", "error-404", "error-503"):
+            status = int(k.split("-")[1])
+            return await self.json(status, transcript(f"gemini_{k.replace('-', '_')}.json"))
+        return await self.json(404, transcript("gemini_error_404.json"))
+
+    async def azure(self) -> bool:
+        """Azure OpenAI: the key is the deployment (classic URLs) or the model (/openai/v1)."""
+        k = self.key
+        if k == "text":
+            if not self.stream:
+                return await self.json(200, transcript("azure_text.json"))
+            await self.events(sse_events("azure_text.sse"))
+            await self.end_chunks()
+            return True
+        if k == "tools":
+            if not self.stream:
+                return await self.json(200, transcript("openai_tools.json"))
+            await self.events(sse_events("openai_tools.sse"))
+            await self.end_chunks()
+            return True
+        if k == "content-filter":
+            return await self.json(400, transcript("azure_content_filter.json"))
+        if k == "unauthorized":
+            return await self.json(401, transcript("azure_error_401.json"))
+        if k == "rate-limit":
+            return await self.json(429, transcript("azure_error_429.json"), {"retry-after": "6"})
+        return await self.json(404, transcript("azure_deployment_not_found.json"))

@@ -46,6 +46,26 @@ class Provider(ABC):
         raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model",
                        code="model_not_found")
 
+    # -- other dialects, passed through unchanged where the upstream speaks them -----------
+    def speaks(self, dialect: str) -> bool:
+        """Whether the upstream takes `dialect` ("anthropic", "responses") requests as they are."""
+        return False
+
+    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
+                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The upstream's own answer to a `dialect` request (only when `speaks(dialect)`)."""
+        raise NotImplementedError
+
+    def native_stream(self, dialect: str, body: dict[str, Any], model: str,
+                      headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
+        """The upstream's own stream events (`dialects.base.NativeEvent`) for a `dialect` request."""
+        raise NotImplementedError
+
+    async def count_tokens(self, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """Anthropic's `/v1/messages/count_tokens`, where the upstream offers it."""
+        raise NotFound(f"provider '{self.name}' cannot count tokens; token counting is offered for "
+                       "models served by an Anthropic provider", param="model", code="count_tokens_unsupported")
+
     async def aclose(self) -> None:
         """Release what the provider holds (processes, connections of its own)."""
 
@@ -152,6 +172,8 @@ def error_from_response(
     """Normalise an upstream's error answer (OpenAI JSON, other JSON, HTML, empty)."""
     message, type_, param, code = _describe_error_body(body)
     retry_after = parse_retry_after(headers)
+    if retry_after is None:
+        retry_after = _retry_delay_in_body(body)
     prefix = f"upstream '{provider}' answered {status}"
     text = f"{prefix}: {message}" if message else prefix
     if status == 429:
@@ -188,9 +210,23 @@ def _describe_error_body(body: bytes) -> tuple[str, str | None, str | None, str 
             type_ = err.get("type") if isinstance(err.get("type"), str) else None
             param = err.get("param") if isinstance(err.get("param"), str) else None
             code = err.get("code")
+            if isinstance(code, int) and isinstance(err.get("status"), str):
+                code = err["status"]  # Google's errors: {"code": 429, "status": "RESOURCE_EXHAUSTED"}
             code = str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None
             return message[:1000], type_, param, code
     return orjson.dumps(data).decode()[:300], None, None, None
+
+
+def _retry_delay_in_body(body: bytes) -> float | None:
+    """Google's APIs say when to retry in the body: a `google.rpc.RetryInfo` detail, "7s"."""
+    if b"retryDelay" not in body:
+        return None
+    try:
+        details = orjson.loads(body)["error"]["details"]
+        delay = next(d["retryDelay"] for d in details if isinstance(d, dict) and "retryDelay" in d)
+        return max(0.0, float(str(delay).removesuffix("s")))
+    except (orjson.JSONDecodeError, KeyError, TypeError, StopIteration, ValueError):
+        return None
 
 
 def _text_excerpt(body: bytes) -> str:

@@ -6,13 +6,14 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import httpx
 import orjson
 
 from ..config import ProviderSettings
+from ..dialects.base import NativeEvent
 from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
@@ -25,10 +26,17 @@ class OpenAICompatProvider(Provider):
         self.client = client
         self.base_url = (settings.base_url or "").rstrip("/")
         headers = {"content-type": "application/json"}
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
+        headers.update(self.auth_headers())
         headers.update(dict(settings.headers))
         self.headers = headers
+
+    # -- what differs between OpenAI-shaped APIs (Azure overrides these) ------------------
+    def auth_headers(self) -> dict[str, str]:
+        return {"authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+
+    def url(self, path: str, model: str) -> str:
+        """The URL of an operation (`/chat/completions`, `/embeddings`, `/responses`)."""
+        return self.base_url + path
 
     # -- pure request shaping ------------------------------------------------------------
     @staticmethod
@@ -45,18 +53,18 @@ class OpenAICompatProvider(Provider):
 
     # -- I/O -----------------------------------------------------------------------------
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
-        return await post_json(self.client, self.base_url + "/chat/completions",
+        return await post_json(self.client, self.url("/chat/completions", model),
                                self.request_body(body, model, stream=False), self.headers, self.name)
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         out = dict(body)
         out["model"] = model
-        return await post_json(self.client, self.base_url + "/embeddings", orjson.dumps(out),
+        return await post_json(self.client, self.url("/embeddings", model), orjson.dumps(out),
                                self.headers, self.name)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         request = self.client.build_request(
-            "POST", self.base_url + "/chat/completions",
+            "POST", self.url("/chat/completions", model),
             content=self.request_body(body, model, stream=True), headers=self.headers,
         )
         async with open_stream(self.client, request, self.name) as response:
@@ -75,6 +83,36 @@ class OpenAICompatProvider(Provider):
                 check_in_band_error(self.name, event, chunk)
                 yield chunk
         raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before [DONE]")
+
+    # -- the Responses API, passed through when the upstream serves it -------------------
+    def speaks(self, dialect: str) -> bool:
+        return dialect == "responses" and self.settings.responses
+
+    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
+                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        return await post_json(self.client, self.url("/responses", model),
+                               self.request_body(body, model, stream=False), self.headers, self.name)
+
+    async def native_stream(self, dialect: str, body: dict[str, Any], model: str,
+                            headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
+        request = self.client.build_request("POST", self.url("/responses", model),
+                                            content=self.request_body(body, model, stream=True),
+                                            headers=self.headers)
+        async with open_stream(self.client, request, self.name) as response:
+            async for event, data in iter_events(response, self.name):
+                if data is None:
+                    continue
+                kind = data.get("type") or event
+                if kind in ("error", "response.failed"):
+                    # not relayed as is: the gateway reports it, before the first byte even retries
+                    failure = data.get("response", {}).get("error") if kind == "response.failed" else data
+                    raise UpstreamStatusError(
+                        f"upstream '{self.name}' failed: {(failure or {}).get('message') or 'unknown error'}",
+                        status=502, code=str((failure or {}).get("code") or "upstream_error"))
+                yield NativeEvent(event if event != "message" else kind, data)
+                if kind in ("response.completed", "response.incomplete"):
+                    return
+        raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before response.completed")
 
 
 def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:

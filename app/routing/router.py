@@ -112,6 +112,12 @@ class Router:
     async def embeddings(self, body: dict[str, Any], observe: Observer | None = None) -> Served[dict[str, Any]]:
         return await self._answer(body, lambda provider, model: provider.embeddings(body, model), observe)
 
+    async def answer(self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
+                     observe: Observer | None = None) -> Served[dict[str, Any]]:
+        """A whole answer from `call(provider, upstream_model)` for each target tried in turn
+        (other dialects use it: the call knows what to ask each kind of provider)."""
+        return await self._answer(body, call, observe)
+
     async def _answer(self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
                       observe: Observer | None) -> Served[dict[str, Any]]:
         """A whole answer: its arrival is the first byte, so `first_byte` bounds it."""
@@ -123,11 +129,16 @@ class Router:
 
         return await self._run(body, attempt, observe)
 
-    async def open_stream(self, body: dict[str, Any], observe: Observer | None = None) -> OpenStream:
+    async def open_stream(
+        self, body: dict[str, Any], observe: Observer | None = None, *,
+        open_: Callable[[Provider, str], AsyncGenerator[Chunk, None]] | None = None,
+    ) -> OpenStream:
+        """The first target's stream that yields a chunk; `open_(provider, upstream_model)`
+        replaces `provider.stream(body, ...)` for other dialects."""
         deadline = Deadline(self.timeouts.total)
 
         async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncGenerator[Chunk, None]]:
-            chunks = provider.stream(body, target.model)
+            chunks = open_(provider, target.model) if open_ else provider.stream(body, target.model)
             try:
                 async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
                     first = await anext(chunks)

@@ -21,12 +21,9 @@ from loguru import logger
 from .. import __version__
 from ..config import Config, find_config_path, load_config
 from ..errors import ConfigError
-from ..providers.anthropic import AnthropicProvider
 from ..providers.base import Provider
-from ..providers.echo import EchoProvider
 from ..providers.http import new_client, pool_stats
-from ..providers.openai_compat import OpenAICompatProvider
-from ..providers.process import ProcessProvider
+from ..providers.registry import build_provider
 from ..redact import Redactor, redactor_for
 from ..routing.policy import Cooldowns, RetryPolicy
 from ..routing.router import Router
@@ -62,17 +59,7 @@ class ServeOptions:
 
 
 def build_providers(config: Config, client: Any) -> dict[str, Provider]:
-    providers: dict[str, Provider] = {}
-    for settings in config.providers:
-        if settings.type == "openai":
-            providers[settings.name] = OpenAICompatProvider(settings, client)
-        elif settings.type == "anthropic":
-            providers[settings.name] = AnthropicProvider(settings, client)
-        elif settings.type == "process":
-            providers[settings.name] = ProcessProvider(settings)
-        else:
-            providers[settings.name] = EchoProvider(settings)
-    return providers
+    return {settings.name: build_provider(settings, client) for settings in config.providers}
 
 
 def build_router(config: Config, client: Any) -> Router:

@@ -55,6 +55,8 @@ class RequestRecord:
     def observe_usage(self, usage: Any) -> None:
         if isinstance(usage, dict):
             prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+            if prompt is None and completion is None:  # Anthropic's and the Responses API's names
+                prompt, completion = usage.get("input_tokens"), usage.get("output_tokens")
             if isinstance(prompt, int):
                 self.prompt_tokens = prompt
             if isinstance(completion, int):

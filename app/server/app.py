@@ -25,8 +25,8 @@ from ..errors import (
     RequestTimeout,
     UpstreamError,
 )
-from ..wire import error_body
 from .accounting import RequestRecord
+from .dialect_routes import error_payload, is_anthropic_path, register_dialect_routes
 from .routes import json_response, register_routes, unknown_route
 from .state import Gateway
 
@@ -133,7 +133,8 @@ class OpenAIErrorHandler(ErrorHandler):
                     record.status = err.status
                     record.error = record.error or err.message
                 record.log()
-        return json_response(error_body(err, self.gateway.redact), status=err.status, headers=headers)
+        payload = error_payload(request.path if request is not None else "", err, self.gateway.redact)
+        return json_response(payload, status=err.status, headers=headers)
 
 
 def create_app(gateway: Gateway) -> Sanic:
@@ -180,7 +181,10 @@ def create_app(gateway: Gateway) -> Sanic:
             return HTTPResponse(status=204, headers=guard.preflight_headers(
                 origin, request.headers.get("access-control-request-headers")))
         guard.check_origin(origin)
-        guard.check_token(request.headers.get("authorization"))
+        if is_anthropic_path(request.path):  # Anthropic's clients send the key as x-api-key
+            guard.check_api_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
+        else:
+            guard.check_token(request.headers.get("authorization"))
         if request.method == "POST" and _has_body(request):  # an empty POST needs no content type
             guard.check_json_body(request.headers.get("content-type"))
         return None
@@ -198,4 +202,5 @@ def create_app(gateway: Gateway) -> Sanic:
         return HTTPResponse(status=204)
 
     register_routes(app, gateway)
+    register_dialect_routes(app, gateway)
     return app

@@ -72,6 +72,17 @@ class Guard:
                 "Missing or invalid bearer token: send 'Authorization: Bearer <AI_GATEWAY_TOKEN>'"
             )
 
+    def check_api_key(self, api_key: str | None, authorization: str | None) -> None:
+        """Anthropic-shaped routes: the token as `x-api-key`, or as a bearer token."""
+        if self._token is None or (api_key and hmac.compare_digest(
+                api_key.strip().encode("utf-8", "surrogateescape"), self._token)):
+            return
+        try:
+            self.check_token(authorization)
+        except Unauthorized:
+            raise Unauthorized("Missing or invalid token: send 'x-api-key: <AI_GATEWAY_TOKEN>' "
+                               "or 'Authorization: Bearer <AI_GATEWAY_TOKEN>'") from None
+
     @staticmethod
     def check_json_body(content_type: str | None) -> None:
         media = (content_type or "").split(";", 1)[0].strip().lower()

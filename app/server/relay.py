@@ -18,10 +18,24 @@ from sanic import HTTPResponse, Request
 
 from .. import sse
 from ..aio import finish
+from ..dialects.base import StreamWriter
 from ..errors import GatewayError, GatewayStopping
 from ..routing.router import OpenStream
-from ..wire import error_body
+from ..wire import Chunk, error_body
 from .accounting import RequestRecord
+
+
+class ChatWriter:
+    """OpenAI chat completions: chunks as they are, `[DONE]` at the end."""
+
+    def write(self, chunk: Chunk) -> bytes:
+        return sse.event(chunk)
+
+    def finish(self) -> bytes:
+        return sse.DONE
+
+    def fail(self, error: GatewayError, redact: Callable[[str], str]) -> bytes:
+        return sse.event(error_body(error, redact))
 
 
 class Heartbeat:
@@ -63,11 +77,14 @@ class Heartbeat:
 
 async def relay_stream(request: Request, stream: OpenStream, record: RequestRecord,
                        heartbeat_interval: float, headers: dict[str, str],
-                       redact: Callable[[str], str], stopping: Callable[[], bool]) -> None:
-    """Write `stream` to the client as SSE; the stream's first chunk is already in hand.
+                       redact: Callable[[str], str], stopping: Callable[[], bool],
+                       writer: StreamWriter | None = None) -> None:
+    """Write `stream` to the client as SSE (in the writer's dialect, OpenAI chat by default);
+    the stream's first chunk is already in hand.
 
     The upstream is closed however this ends, even if the client left before the headers
     went out, and even if the task is cancelled again while closing it."""
+    writer = writer or ChatWriter()
     response = None
     try:
         response = await request.respond(
@@ -76,14 +93,14 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
         record.status = 200
         heartbeat = Heartbeat(response, heartbeat_interval)
         heartbeat.start()
-        ending = await _pump(stream, response, record, heartbeat, redact)
+        ending = await _pump(stream, response, record, heartbeat, redact, writer)
         await response.send(ending)
         await response.eof()
     except asyncio.CancelledError:
         if stopping() and response is not None:  # not the client leaving: tell it why the answer ends
             with contextlib.suppress(Exception):
                 stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
-                await response.send(sse.event(error_body(stopped)))
+                await response.send(writer.fail(stopped, redact))
                 await response.eof()
         raise
     finally:
@@ -91,23 +108,25 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
 
 
 async def _pump(stream: OpenStream, response: HTTPResponse, record: RequestRecord, heartbeat: Heartbeat,
-                redact: Callable[[str], str]) -> bytes:
-    """Relays the chunks; returns the closing event: `[DONE]`, or the error that ended it."""
+                redact: Callable[[str], str], writer: StreamWriter) -> bytes:
+    """Relays the chunks; returns the closing events: the writer's end, or the error that ended it."""
     try:
         async for chunk in stream:
             if record.first_byte_ms is None:
                 record.mark_first_byte()
             if "usage" in chunk:
                 record.observe_usage(chunk["usage"])
-            await response.send(sse.event(chunk))
-            heartbeat.wrote()
+            data = writer.write(chunk)
+            if data:
+                await response.send(data)
+                heartbeat.wrote()
     except GatewayError as exc:
         record.error = exc.message
-        return sse.event(error_body(exc, redact))
+        return writer.fail(exc, redact)
     except Exception as exc:  # a gateway bug: still end the stream the honest way
         logger.opt(exception=exc).error("relay failed for request {}", record.request_id)
         record.error = f"internal error: {type(exc).__name__}"
-        return sse.event(error_body(GatewayError("The gateway failed while relaying the stream")))
+        return writer.fail(GatewayError("The gateway failed while relaying the stream"), redact)
     finally:
         await heartbeat.stop()  # no ping may follow the closing event
-    return sse.DONE
+    return writer.finish()

@@ -49,6 +49,44 @@ chat_bodies = st.fixed_dictionaries(
 )
 embedding_bodies = st.fixed_dictionaries({"model": st.one_of(st.just("echo"), json_values)},
                                          optional={"input": json_values})
+response_items = st.one_of(
+    st.fixed_dictionaries({"role": roles, "content": content}, optional={"type": st.just("message")}),
+    st.fixed_dictionaries({"type": st.just("function_call"), "call_id": st.one_of(st.text(max_size=8), json_values),
+                           "name": st.one_of(st.text(max_size=8), json_values), "arguments": json_values}),
+    st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": st.text(max_size=8),
+                           "output": json_values}),
+    json_values,
+)
+function_tools = st.lists(st.fixed_dictionaries({"type": st.sampled_from(["function", "web_search"]),
+                                                 "name": st.text(max_size=8)},
+                                                optional={"parameters": json_values}), max_size=2)
+responses_bodies = st.fixed_dictionaries(
+    {"model": st.one_of(st.sampled_from(["echo", "fast", "nope"]), json_values)},
+    optional={
+        "input": st.one_of(st.text(max_size=30), st.lists(response_items, max_size=4), json_values),
+        "instructions": st.one_of(st.text(max_size=20), json_values),
+        "stream": st.one_of(st.booleans(), json_values), "tools": st.one_of(function_tools, json_values),
+        "tool_choice": json_values, "text": st.one_of(st.fixed_dictionaries({"format": json_values}), json_values),
+        "previous_response_id": st.one_of(st.text(max_size=10), json_values), "store": json_values,
+        "max_output_tokens": json_values, "temperature": json_values,
+    },
+)
+anthropic_blocks = st.lists(st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["text", "image", "tool_use", "tool_result", "document", "x"])},
+                          optional={"text": json_values, "source": json_values, "input": json_values,
+                                    "content": json_values, "id": json_values, "tool_use_id": json_values}),
+    json_values), max_size=3)
+messages_bodies = st.fixed_dictionaries(
+    {"model": st.one_of(st.sampled_from(["echo", "fast", "nope"]), json_values)},
+    optional={
+        "messages": st.one_of(st.lists(st.fixed_dictionaries(
+            {"role": st.sampled_from(["user", "assistant", "system", ""]),
+             "content": st.one_of(st.text(max_size=20), anthropic_blocks, json_values)}), max_size=4), json_values),
+        "max_tokens": json_values, "system": st.one_of(st.text(max_size=20), anthropic_blocks, json_values),
+        "stream": st.one_of(st.booleans(), json_values), "tools": json_values, "tool_choice": json_values,
+        "stop_sequences": json_values, "metadata": json_values, "temperature": json_values,
+    },
+)
 header_values = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=40).map(str.strip)
 
 
@@ -96,6 +134,44 @@ def test_chat_bodies(fuzzed, body):
 def test_embedding_bodies(fuzzed, body):
     gw, http = fuzzed
     check(http.post("/v1/embeddings", content=json.dumps(body), headers={"content-type": "application/json"}))
+
+
+def check_responses(response: httpx.Response) -> None:
+    """A Responses stream ends with its completion event; anything else is a checked answer."""
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        assert response.status_code == 200 and response.headers.get("x-request-id")
+        assert response.text.rstrip("\n").rsplit("\n\n", 1)[-1].startswith("event: response.completed")
+        return
+    check(response)
+
+
+def check_messages(response: httpx.Response) -> None:
+    """An Anthropic stream ends with message_stop; errors are in Anthropic's shape."""
+    assert response.status_code < 500, response.text[:300]
+    assert response.headers.get("x-request-id")
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        assert response.text.endswith('event: message_stop\ndata: {"type":"message_stop"}\n\n')
+        return
+    body = response.json()
+    if response.status_code >= 400:
+        assert body["type"] == "error" and isinstance(body["error"]["type"], str)
+        assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    else:
+        assert body["type"] == "message"
+
+
+@FUZZ
+@given(body=responses_bodies)
+def test_responses_bodies(fuzzed, body):
+    gw, http = fuzzed
+    check_responses(http.post("/v1/responses", content=json.dumps(body), headers={"content-type": "application/json"}))
+
+
+@FUZZ
+@given(body=messages_bodies)
+def test_messages_bodies(fuzzed, body):
+    gw, http = fuzzed
+    check_messages(http.post("/v1/messages", content=json.dumps(body), headers={"content-type": "application/json"}))
 
 
 @FUZZ
