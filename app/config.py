@@ -369,78 +369,82 @@ class _Validator:
             cooldown_seconds=self.number(data, t, "cooldown_seconds", d.cooldown_seconds),
         )
 
-    def providers(self, data: dict) -> tuple[ProviderSettings, ...]:
+    def providers(self, data: dict[str, Any]) -> tuple[ProviderSettings, ...]:
         result = []
         for name, body in data.items():
-            t = f"providers.{name}"
             if not _NAME_RE.match(name):
                 raise self.fail("providers", name, "provider names use letters, digits, '_', '.', '-' only")
             if not isinstance(body, dict):
                 raise self.fail("providers", name, "must be a table")
-            self.known_keys(body, t, ("type", "base_url", "api_key", "headers", "models", "command",
-                                      "output", "max_concurrency", "default_max_tokens", "env", "responses",
-                                      "deployment", "api_version"))
-            if "type" not in body:
-                raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
-            type_ = self.string(body, t, "type", choices=tuple(PROVIDER_TYPES)) or ""
-            kind = PROVIDER_TYPES[type_]
-            for key in kind.required:
-                if key not in body:
-                    raise self.fail(t, key, f"missing: a provider of type '{type_}' needs '{key}'")
-            missing: list[str] = []
-            models = self.strings(body, t, "models", ("echo",) if type_ == "echo" else ())
-            if not models:
-                raise self.fail(t, "models", 'missing: list the model ids this provider serves, or ["*"]')
-            base_url = self.string(body, t, "base_url") or kind.base_url
-            if base_url is not None:
-                base_url = self.interpolate(base_url, missing).rstrip("/")
-                if not re.match(r"^https?://[^/\s]+", base_url):
-                    raise self.fail(t, "base_url", f"must be an http:// or https:// URL, not {base_url!r}")
-            api_key = self.string(body, t, "api_key")
-            if api_key is not None:
-                api_key = self.interpolate(api_key, missing) or None
-            headers_raw = self.table(body, t, "headers")
-            headers = []
-            for key, value in headers_raw.items():
-                if not isinstance(value, str):
-                    raise self.fail(f"{t}.headers", key, "must be a string")
-                headers.append((key, self.interpolate(value, missing)))
-            command = self.strings(body, t, "command")
-            if type_ == "process" and not command:
-                raise self.fail(t, "command", "missing: the program and its arguments, as a list")
-            # a credential may travel in a program's argv too: what came from ${VAR} is secret
-            secrets = [value for part in command for value in self.interpolated(part)]
-            responses = self._get(body, t, "responses", (bool,), "true or false", False)
-            deployment = self.string(body, t, "deployment")
-            api_version = self.string(body, t, "api_version")
-            if type_ == "azure" and api_version is None and not (base_url or "").endswith("/openai/v1"):
-                api_version = AZURE_API_VERSION
-            command = tuple(self.interpolate(part, missing) for part in command)
-            env = []
-            for key, value in self.table(body, t, "env").items():
-                if not isinstance(value, str):
-                    raise self.fail(f"{t}.env", key, "must be a string")
-                secrets += self.interpolated(value)
-                env.append((key, self.interpolate(value, missing)))
-            result.append(ProviderSettings(
-                name=name,
-                type=type_,
-                models=models,
-                base_url=base_url,
-                api_key=api_key,
-                headers=tuple(headers),
-                command=command,
-                output=self.string(body, t, "output", "text", choices=("text", "jsonl")) or "text",
-                max_concurrency=self.integer(body, t, "max_concurrency", 4, minimum=1),
-                missing_env=tuple(dict.fromkeys(missing)),
-                default_max_tokens=self.integer(body, t, "default_max_tokens", 4096, minimum=1),
-                env=tuple(env),
-                interpolated_secrets=tuple(secrets),
-                responses=responses,
-                deployment=self.interpolate(deployment, missing) if deployment else None,
-                api_version=api_version,
-            ))
+            result.append(self.provider(name, body))
         return tuple(result)
+
+    def provider(self, name: str, body: dict[str, Any]) -> ProviderSettings:
+        t = f"providers.{name}"
+        self.known_keys(body, t, ("type", "base_url", "api_key", "headers", "models", "command",
+                                  "output", "max_concurrency", "default_max_tokens", "env", "responses",
+                                  "deployment", "api_version"))
+        if "type" not in body:
+            raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
+        type_ = self.string(body, t, "type", choices=tuple(PROVIDER_TYPES)) or ""
+        kind = PROVIDER_TYPES[type_]
+        for key in kind.required:
+            if key not in body:
+                raise self.fail(t, key, f"missing: a provider of type '{type_}' needs '{key}'")
+        missing: list[str] = []  # ${VARIABLES} that are not set: the provider is disabled
+        models = self.strings(body, t, "models", ("echo",) if type_ == "echo" else ())
+        if not models:
+            raise self.fail(t, "models", 'missing: list the model ids this provider serves, or ["*"]')
+        base_url = self.base_url(body, t, kind.base_url, missing)
+        api_key = self.string(body, t, "api_key")
+        command = self.strings(body, t, "command")
+        if type_ == "process" and not command:
+            raise self.fail(t, "command", "missing: the program and its arguments, as a list")
+        # a credential may travel in a program's argv or environment too: what came from ${VAR} is secret
+        secrets = [value for part in command for value in self.interpolated(part)]
+        env = self.string_table(body, t, "env", missing)
+        secrets += [value for _, raw in self.table(body, t, "env").items() for value in self.interpolated(raw)]
+        api_version = self.string(body, t, "api_version")
+        if type_ == "azure" and api_version is None and not (base_url or "").endswith("/openai/v1"):
+            api_version = AZURE_API_VERSION
+        deployment = self.string(body, t, "deployment")
+        return ProviderSettings(
+            name=name,
+            type=type_,
+            models=models,
+            base_url=base_url,
+            api_key=self.interpolate(api_key, missing) or None if api_key is not None else None,
+            headers=self.string_table(body, t, "headers", missing),
+            command=tuple(self.interpolate(part, missing) for part in command),
+            output=self.string(body, t, "output", "text", choices=("text", "jsonl")) or "text",
+            max_concurrency=self.integer(body, t, "max_concurrency", 4, minimum=1),
+            missing_env=tuple(dict.fromkeys(missing)),
+            default_max_tokens=self.integer(body, t, "default_max_tokens", 4096, minimum=1),
+            env=env,
+            interpolated_secrets=tuple(secrets),
+            responses=self._get(body, t, "responses", (bool,), "true or false", False),
+            deployment=self.interpolate(deployment, missing) if deployment else None,
+            api_version=api_version,
+        )
+
+    def base_url(self, body: dict[str, Any], t: str, default: str | None, missing: list[str]) -> str | None:
+        base_url = self.string(body, t, "base_url") or default
+        if base_url is None:
+            return None
+        base_url = self.interpolate(base_url, missing).rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", base_url):
+            raise self.fail(t, "base_url", f"must be an http:// or https:// URL, not {base_url!r}")
+        return base_url
+
+    def string_table(self, body: dict[str, Any], t: str, key: str, missing: list[str]
+                     ) -> tuple[tuple[str, str], ...]:
+        """A table of strings (`headers`, `env`), each value interpolated."""
+        pairs = []
+        for name, value in self.table(body, t, key).items():
+            if not isinstance(value, str):
+                raise self.fail(f"{t}.{key}", name, "must be a string")
+            pairs.append((name, self.interpolate(value, missing)))
+        return tuple(pairs)
 
     def aliases(self, data: dict, providers: tuple[ProviderSettings, ...]) -> dict[str, tuple[str, ...]]:
         names = {p.name for p in providers}

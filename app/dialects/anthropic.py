@@ -137,11 +137,11 @@ def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
     return result
 
 
-def to_messages_request(body: dict[str, Any], model: str, *, stream: bool, default_max_tokens: int) -> dict[str, Any]:
-    """An OpenAI chat request as an Anthropic Messages request."""
+def _split_conversation(chat_messages: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Chat messages as Anthropic's system text and its alternating user/assistant turns."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for message in body.get("messages", []):
+    for message in chat_messages:
         role, content = message.get("role"), message.get("content")
         if role in ("system", "developer"):
             text = _text_of(content)
@@ -154,6 +154,20 @@ def to_messages_request(body: dict[str, Any], model: str, *, stream: bool, defau
         elif role in ("tool", "function"):
             _append(messages, "user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "",
                                         "content": _text_of(content)}])
+    return system, messages
+
+
+def _anthropic_tool(function: dict[str, Any]) -> dict[str, Any]:
+    tool: dict[str, Any] = {"name": function.get("name", "")}
+    if function.get("description"):
+        tool["description"] = function["description"]
+    tool["input_schema"] = function.get("parameters") or {"type": "object", "properties": {}}
+    return tool
+
+
+def to_messages_request(body: dict[str, Any], model: str, *, stream: bool, default_max_tokens: int) -> dict[str, Any]:
+    """An OpenAI chat request as an Anthropic Messages request."""
+    system, messages = _split_conversation(body.get("messages", []))
     out: dict[str, Any] = {
         "model": model,
         "messages": messages,
@@ -174,14 +188,7 @@ def to_messages_request(body: dict[str, Any], model: str, *, stream: bool, defau
         out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     tools = body.get("tools")
     if tools:
-        out["tools"] = [
-            {
-                "name": t["function"].get("name", ""),
-                **({"description": t["function"]["description"]} if t["function"].get("description") else {}),
-                "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}},
-            }
-            for t in tools if isinstance(t.get("function"), dict)
-        ]
+        out["tools"] = [_anthropic_tool(t["function"]) for t in tools if isinstance(t.get("function"), dict)]
     choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     if choice is not None and tools:
         out["tool_choice"] = choice
@@ -455,6 +462,24 @@ def check_messages_request(body: dict[str, Any]) -> None:
               f"{key}: must be a number", key)
 
 
+def _chat_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
+    if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
+        raise InvalidRequest(f"tool '{tool.get('name') or tool.get('type')}' is a server tool; only "
+                             "client tools with an input_schema can be translated", param=where)
+    function = {"name": str(tool.get("name", "")), "parameters": tool["input_schema"]}
+    if tool.get("description"):
+        function["description"] = tool["description"]
+    return {"type": "function", "function": function}
+
+
+def _sampling(body: dict[str, Any]) -> dict[str, Any]:
+    """max_tokens, temperature, top_p and stop sequences, under chat's names."""
+    out = {key: body[key] for key in ("max_tokens", "temperature", "top_p") if body.get(key) is not None}
+    if body.get("stop_sequences"):
+        out["stop"] = body["stop_sequences"]
+    return out
+
+
 def from_messages_request(body: dict[str, Any]) -> dict[str, Any]:
     """An Anthropic Messages request as an OpenAI chat request (checked first)."""
     check_messages_request(body)
@@ -466,29 +491,13 @@ def from_messages_request(body: dict[str, Any]) -> dict[str, Any]:
             messages.extend(_user_turn(message["content"], f"messages.{i}"))
         else:
             messages.append(_assistant_turn(message["content"], f"messages.{i}"))
-    out: dict[str, Any] = {"model": body["model"], "messages": messages}
-    if body.get("max_tokens") is not None:
-        out["max_tokens"] = body["max_tokens"]
-    for key in ("temperature", "top_p"):
-        if body.get(key) is not None:
-            out[key] = body[key]
-    if body.get("stop_sequences"):
-        out["stop"] = body["stop_sequences"]
+    out: dict[str, Any] = {"model": body["model"], "messages": messages, **_sampling(body)}
     if body.get("stream"):
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}  # Anthropic streams always end with usage
     tools = body.get("tools")
     if tools:
-        chat_tools = []
-        for j, tool in enumerate(tools):
-            if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
-                raise InvalidRequest(f"tool '{tool.get('name') or tool.get('type')}' is a server tool; only "
-                                     "client tools with an input_schema can be translated", param=f"tools.{j}")
-            function = {"name": str(tool.get("name", "")), "parameters": tool["input_schema"]}
-            if tool.get("description"):
-                function["description"] = tool["description"]
-            chat_tools.append({"type": "function", "function": function})
-        out["tools"] = chat_tools
+        out["tools"] = [_chat_tool(tool, f"tools.{j}") for j, tool in enumerate(tools)]
     if body.get("tool_choice") is not None and tools:
         choice, parallel = _chat_tool_choice(body["tool_choice"])
         out["tool_choice"] = choice

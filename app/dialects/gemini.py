@@ -132,12 +132,13 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def to_gemini_request(body: dict[str, Any], signatures: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """An OpenAI chat request as a Gemini `generateContent` request."""
+def _split_conversation(messages: list[dict[str, Any]], signatures: Mapping[str, str]
+                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Chat messages as Gemini's system parts and its user/model contents."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # tool call id -> function name: Gemini answers by name
-    for message in body.get("messages", []):
+    for message in messages:
         role, content = message.get("role"), message.get("content")
         if role in ("system", "developer"):
             if _text(content):
@@ -145,31 +146,45 @@ def to_gemini_request(body: dict[str, Any], signatures: Mapping[str, str] | None
         elif role == "user":
             _append(contents, "user", _parts(content))
         elif role == "assistant":
-            parts = _parts(content)
-            for call in message.get("tool_calls") or []:
-                function = call.get("function") or {}
-                names[call.get("id") or ""] = function.get("name") or ""
-                part: dict[str, Any] = {"functionCall": {"name": function.get("name") or "",
-                                                         "args": json_arguments(function.get("arguments"))}}
-                signature = (signatures or {}).get(call.get("id") or "")
-                if signature:
-                    part["thoughtSignature"] = signature
-                parts.append(part)
-            _append(contents, "model", parts)
+            calls = message.get("tool_calls") or []
+            _append(contents, "model", _parts(content) + [_function_call(call, signatures, names) for call in calls])
         elif role in ("tool", "function"):
             name = names.get(message.get("tool_call_id") or "") or message.get("name") or ""
             _append(contents, "user", [{"functionResponse": {"name": name,
                                                              "response": _function_response(content)}}])
+    return system, contents
+
+
+def _function_call(call: dict[str, Any], signatures: Mapping[str, str], names: dict[str, str]) -> dict[str, Any]:
+    """A chat tool call as a Gemini functionCall part, with the thought signature it came with."""
+    function = call.get("function") or {}
+    names[call.get("id") or ""] = function.get("name") or ""
+    part: dict[str, Any] = {"functionCall": {"name": function.get("name") or "",
+                                             "args": json_arguments(function.get("arguments"))}}
+    signature = signatures.get(call.get("id") or "")
+    if signature:
+        part["thoughtSignature"] = signature
+    return part
+
+
+def _declaration(function: dict[str, Any]) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": function.get("name", "")}
+    if function.get("description"):
+        declaration["description"] = function["description"]
+    if function.get("parameters"):
+        declaration["parametersJsonSchema"] = function["parameters"]
+    return declaration
+
+
+def to_gemini_request(body: dict[str, Any], signatures: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """An OpenAI chat request as a Gemini `generateContent` request."""
+    system, contents = _split_conversation(body.get("messages", []), signatures or {})
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
     tools = [t["function"] for t in body.get("tools") or [] if isinstance(t.get("function"), dict)]
     if tools:
-        out["tools"] = [{"functionDeclarations": [
-            {"name": f.get("name", ""),
-             **({"description": f["description"]} if f.get("description") else {}),
-             **({"parametersJsonSchema": f["parameters"]} if f.get("parameters") else {})}
-            for f in tools]}]
+        out["tools"] = [{"functionDeclarations": [_declaration(f) for f in tools]}]
         config = _tool_config(body.get("tool_choice"))
         if config:
             out["toolConfig"] = config
