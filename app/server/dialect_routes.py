@@ -60,18 +60,26 @@ class Translation:
 
 
 def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
-    store = ResponseStore()
+    routes = DialectRoutes(gateway)
+    for path, handler in (("/v1/responses", routes.create_response), ("/v1/messages", routes.create_message),
+                          ("/v1/messages/count_tokens", routes.count_tokens)):
+        # streamed like every POST route: the guard runs before the body is read
+        handle = accounted(gateway, handler)
+        app.route(path, methods=["POST"], stream=True, name=handler.__name__)(handle)  # type: ignore[arg-type]
 
-    def route(path: str) -> Callable:
-        def register(handler: Callable) -> Callable:
-            # streamed like every POST route: the guard runs before the body is read
-            app.route(path, methods=["POST"], stream=True)(accounted(gateway, handler))  # type: ignore[arg-type]
-            return handler
-        return register
 
-    async def serve(request: Request, body: dict[str, Any], dialect: str, translation: Translation,
+class DialectRoutes:
+    """The handlers of the dialect routes, over the gateway's live state and one store of
+    recent Responses (for `previous_response_id`)."""
+
+    def __init__(self, gateway: Gateway):
+        self.gateway = gateway
+        self.store = ResponseStore()
+
+    async def serve(self, request: Request, body: dict[str, Any], dialect: str, translation: Translation,
                     writer: StreamWriter, finish: Callable[[Chunk], dict[str, Any]]) -> Served[dict[str, Any]] | None:
         """Route the request; stream it through `writer`, or return the whole answer."""
+        gateway = self.gateway
         record = request.ctx.record
         router = gateway.router
         headers = {k: v for k in _ANTHROPIC_HEADERS if (v := request.headers.get(k))}
@@ -106,8 +114,7 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
             record.observe_usage(served.value.get("usage"))
         return served
 
-    @route("/v1/responses")
-    async def create_response(request: Request) -> HTTPResponse | None:
+    async def create_response(self, request: Request) -> HTTPResponse | None:
         body = parse_json_object(await read_body(request))
         request.ctx.record.model = body.get("model") if isinstance(body.get("model"), str) else None
         responses.check_responses_request(body)
@@ -117,42 +124,40 @@ def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
         def translate() -> dict[str, Any]:
             nonlocal previous
             if body.get("previous_response_id"):
-                previous = store.get(body["previous_response_id"])
+                previous = self.store.get(body["previous_response_id"])
             return responses.from_responses_request(body, previous)
 
         translation = Translation(translate)
         writer = responses.ResponsesWriter(body, model)
         keep = body.get("store") is not False
 
-        served = await serve(request, body, "responses", translation, writer,
-                             lambda completion: responses.to_response(completion, body, model))
+        served = await self.serve(request, body, "responses", translation, writer,
+                                  lambda completion: responses.to_response(completion, body, model))
         final = writer.response if served is None else served.value
         if keep and final is not None and not translation.native:
-            store.put(final["id"], responses.history_of(previous, body, final))
+            self.store.put(final["id"], responses.history_of(previous, body, final))
         if served is None:
             return None
         return json_response(served.value, headers=target_headers(served.target.label))
 
-    @route("/v1/messages")
-    async def create_message(request: Request) -> HTTPResponse | None:
+    async def create_message(self, request: Request) -> HTTPResponse | None:
         body = parse_json_object(await read_body(request))
         request.ctx.record.model = body.get("model") if isinstance(body.get("model"), str) else None
         anthropic.check_messages_request(body)
         model = body["model"]
         translation = Translation(lambda: anthropic.from_messages_request(body))
-        served = await serve(request, body, "anthropic", translation, anthropic.MessagesWriter(model),
-                             lambda completion: anthropic.to_message(completion, model))
+        served = await self.serve(request, body, "anthropic", translation, anthropic.MessagesWriter(model),
+                                  lambda completion: anthropic.to_message(completion, model))
         if served is None:
             return None
         return json_response(served.value, headers=target_headers(served.target.label))
 
-    @route("/v1/messages/count_tokens")
-    async def count_tokens(request: Request) -> HTTPResponse:
+    async def count_tokens(self, request: Request) -> HTTPResponse:
         body = parse_json_object(await read_body(request))
         request.ctx.record.model = check_model(body)
         if not isinstance(body.get("messages"), list):
             raise InvalidRequest("messages: must be an array", param="messages")
-        served = await gateway.router.answer(body, lambda provider, model: provider.count_tokens(body, model),
-                                            request.ctx.record.attempting)
+        served = await self.gateway.router.answer(
+            body, lambda provider, model: provider.count_tokens(body, model), request.ctx.record.attempting)
         request.ctx.record.target = served.target.label
         return json_response(served.value, headers=target_headers(served.target.label))

@@ -80,20 +80,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
 
     @route("GET", "/health")
     async def health(request: Request) -> HTTPResponse:
-        """ok, or 503 degraded while no upstream request could get a connection."""
-        pool = gateway.upstream_pool() if gateway.upstream_pool else None
-        exhausted = pool is not None and pool["limit"] > 0 and pool["free"] == 0
-        body: dict[str, object] = {
-            "status": "degraded" if exhausted else "ok",
-            "version": gateway.version,
-            "pid": os.getpid(),
-            "uptime_s": round(time.monotonic() - gateway.started, 3),
-        }
-        if exhausted:
-            body["reason"] = "every upstream connection is in use; new upstream requests wait for one"
-        if pool is not None:
-            body["upstream_pool"] = pool
-        return json_response(body, status=503 if exhausted else 200)
+        return health_response(gateway)
 
     @route("GET", "/v1/models")
     async def list_models(request: Request) -> HTTPResponse:
@@ -108,23 +95,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
 
     @route("POST", "/v1/chat/completions")
     async def chat_completions(request: Request) -> HTTPResponse | None:
-        record = request.ctx.record
-        body = parse_json_object(await read_body(request))
-        record.model = body.get("model") if isinstance(body.get("model"), str) else None
-        check_chat_request(body)
-        router = gateway.router
-        if body.get("stream"):
-            record.stream = True
-            stream = await router.open_stream(body, record.attempting)
-            record.target, record.attempts = stream.target.label, stream.attempts
-            await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
-                               target_headers(stream.target.label), gateway.redact,
-                               lambda: gateway.stopping)
-            return None
-        served = await router.complete(body, record.attempting)
-        record.target, record.attempts = served.target.label, served.attempts
-        record.observe_usage(served.value.get("usage"))
-        return json_response(served.value, headers=target_headers(served.target.label))
+        return await chat_response(request, gateway)
 
     @route("POST", "/v1/embeddings")
     async def embeddings(request: Request) -> HTTPResponse:
@@ -139,26 +110,11 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
 
     @route("GET", "/admin/stats")
     async def stats(request: Request) -> HTTPResponse:
-        """What a leak would show: requests in flight, asyncio tasks, descriptors, memory."""
-        return json_response({
-            "pid": os.getpid(),
-            "uptime_s": round(time.monotonic() - gateway.started, 3),
-            "inflight_requests": len(gateway.inflight),
-            "asyncio_tasks": len(asyncio.all_tasks()),
-            "upstream_pool": gateway.upstream_pool() if gateway.upstream_pool else None,
-            "cooldown_targets": len(gateway.router.cooldowns),
-            **process_stats(),
-        })
+        return json_response(stats_report(gateway))
 
     @route("POST", "/admin/reload")
     async def reload(request: Request) -> HTTPResponse:
-        if gateway.reload is None:
-            raise NotFound("Reloading is not available in this process")
-        try:
-            return json_response(await gateway.reload())
-        except ConfigError as exc:
-            raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
-                                 code="invalid_config") from None
+        return json_response(await reload_report(gateway))
 
     @route("POST", "/admin/shutdown")
     async def shutdown(request: Request) -> HTTPResponse:
@@ -167,6 +123,67 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         # answer first, then stop: the caller deserves to hear that it worked
         asyncio.get_running_loop().call_later(0.05, gateway.request_stop, "shutdown-request")
         return json_response({"status": "stopping"})
+
+
+async def chat_response(request: Request, gateway: Gateway) -> HTTPResponse | None:
+    """A chat completion: relayed as SSE (then None: the response went out), or whole."""
+    record = request.ctx.record
+    body = parse_json_object(await read_body(request))
+    record.model = body.get("model") if isinstance(body.get("model"), str) else None
+    check_chat_request(body)
+    router = gateway.router
+    if body.get("stream"):
+        record.stream = True
+        stream = await router.open_stream(body, record.attempting)
+        record.target, record.attempts = stream.target.label, stream.attempts
+        await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
+                           target_headers(stream.target.label), gateway.redact, lambda: gateway.stopping)
+        return None
+    served = await router.complete(body, record.attempting)
+    record.target, record.attempts = served.target.label, served.attempts
+    record.observe_usage(served.value.get("usage"))
+    return json_response(served.value, headers=target_headers(served.target.label))
+
+
+def health_response(gateway: Gateway) -> HTTPResponse:
+    """ok, or 503 degraded while no upstream request could get a connection."""
+    pool = gateway.upstream_pool() if gateway.upstream_pool else None
+    exhausted = pool is not None and pool["limit"] > 0 and pool["free"] == 0
+    body: dict[str, object] = {
+        "status": "degraded" if exhausted else "ok",
+        "version": gateway.version,
+        "pid": os.getpid(),
+        "uptime_s": round(time.monotonic() - gateway.started, 3),
+    }
+    if exhausted:
+        body["reason"] = "every upstream connection is in use; new upstream requests wait for one"
+    if pool is not None:
+        body["upstream_pool"] = pool
+    return json_response(body, status=503 if exhausted else 200)
+
+
+def stats_report(gateway: Gateway) -> dict[str, Any]:
+    """What a leak would show: requests in flight, asyncio tasks, descriptors, memory,
+    the upstream pool, the cooldown bookkeeping."""
+    return {
+        "pid": os.getpid(),
+        "uptime_s": round(time.monotonic() - gateway.started, 3),
+        "inflight_requests": len(gateway.inflight),
+        "asyncio_tasks": len(asyncio.all_tasks()),
+        "upstream_pool": gateway.upstream_pool() if gateway.upstream_pool else None,
+        "cooldown_targets": len(gateway.router.cooldowns),
+        **process_stats(),
+    }
+
+
+async def reload_report(gateway: Gateway) -> dict[str, Any]:
+    if gateway.reload is None:
+        raise NotFound("Reloading is not available in this process")
+    try:
+        return await gateway.reload()
+    except ConfigError as exc:
+        raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
+                             code="invalid_config") from None
 
 
 def process_stats() -> dict[str, float | int | None]:
