@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tests.gateway import GatewayProcess, write_config  # noqa: E402
+from tests.support import openai_provider  # noqa: E402
 from tests.upstream import Upstream  # noqa: E402
 
 NORMAL = [("up/text", True), ("up/text", False), ("up/tools", True), ("echo", True), ("echo", False)]
@@ -65,11 +66,7 @@ attempts = 1
 [providers.echo]
 type = "echo"
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-
+{openai_provider("up", upstream.base_url)}
 [providers.dead]
 type = "openai"
 base_url = "http://127.0.0.1:{dead_port}/v1"

@@ -13,7 +13,7 @@ import pytest
 from tests import rawhttp
 from tests.conftest import free_port
 from tests.gateway import GatewayProcess, write_config
-from tests.support import collect, wait_for_request
+from tests.support import collect, openai_provider, wait_for_request
 from tests.upstream import Upstream
 
 
@@ -36,11 +36,7 @@ attempts = 2
 backoff_initial = 0.1
 retry_after_max = 5
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-
+{openai_provider("up", upstream.base_url)}
 [providers.flaky]
 type = "openai"
 base_url = "{flaky.base_url}"
@@ -109,11 +105,7 @@ def test_client_leaving_during_backoff_never_reaches_the_next_target(tmp_path, u
 attempts = 2
 retry_after_max = 5
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-
+{openai_provider("up", upstream.base_url)}
 [aliases]
 chain = ["up/429-slow:{key}", "up/text:{key}"]
 """)

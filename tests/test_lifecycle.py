@@ -17,6 +17,7 @@ import orjson
 import pytest
 
 from tests.gateway import ROOT, GatewayProcess, gateway_command, pid_gone, write_config
+from tests.support import openai_provider
 
 
 def run_to_exit(args: list[str], tmp: Path, env: dict | None = None, timeout: float = 20):
@@ -111,11 +112,7 @@ def test_sigterm_during_a_stream_drains_then_ends_it_honestly(tmp_path, upstream
     config = write_config(tmp_path, f"""
 [server]
 drain_seconds = 1
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-""")
+{openai_provider("up", upstream.base_url)}""")
     gw = GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path)
     received: list[str] = []
     first = threading.Event()
@@ -276,11 +273,7 @@ def test_reload_from_stdin_and_sighup(tmp_path, how):
 
 def test_requests_in_flight_finish_on_the_old_config(tmp_path, upstream):
     config = write_config(tmp_path, f"""
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-""")
+{openai_provider("up", upstream.base_url)}""")
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
         body = {"model": "slow-drip:reload", "stream": True, "messages": [{"role": "user", "content": "x"}]}
         with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, timeout=30) as response:
@@ -308,11 +301,7 @@ def test_admin_posts_need_no_body(tmp_path):
 
 def test_reload_applies_client_settings_and_names_what_needs_a_restart(tmp_path, upstream):
     base = f"""
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-"""
+{openai_provider("up", upstream.base_url)}"""
     config = write_config(tmp_path, base)
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
         chat = {"model": "text", "messages": [{"role": "user", "content": "x"}]}

@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import UPSTREAM_KEY
 from tests.gateway import GatewayProcess, write_config
-from tests.support import GATEWAY_TOKEN
+from tests.support import GATEWAY_TOKEN, openai_provider
 
 TOKEN = GATEWAY_TOKEN
 CHAT = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
@@ -166,6 +166,8 @@ def test_refused_requests_are_answered_before_their_body_is_read(guarded):
 
 CUSTOM_AUTH = "custom-auth-value-7781"
 LITERAL_SECRET = "literal-secret-in-config-5512"
+HEADERS = ('headers = { "X-Custom-Auth" = "${CUSTOM_AUTH}", '
+           f'"X-Api-Secret" = "{LITERAL_SECRET}", "X-Title" = "Chat App" }}\n')
 
 
 @pytest.fixture(scope="module")
@@ -177,11 +179,7 @@ def custom(tmp_path_factory, upstream):
     fake_model = str(Path(__file__).parent / "helpers" / "fake_model.py").replace("\\", "/")
     tmp = tmp_path_factory.mktemp("custom-headers")
     config = write_config(tmp, f"""
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-headers = {{ "X-Custom-Auth" = "${{CUSTOM_AUTH}}", "X-Api-Secret" = "{LITERAL_SECRET}", "X-Title" = "Chat App" }}
+{openai_provider("up", upstream.base_url, extra=HEADERS)}
 
 [providers.local]
 type = "process"

@@ -17,6 +17,7 @@ import pytest
 
 from tests import rawhttp
 from tests.gateway import GatewayProcess, write_config
+from tests.support import openai_provider
 
 TOKEN = "tok-broken-http-0123456789"
 AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
@@ -35,11 +36,7 @@ attempts = 1
 [providers.echo]
 type = "echo"
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-
+{openai_provider("up", upstream.base_url)}
 [providers.claude]
 type = "anthropic"
 base_url = "{upstream.root_url}"

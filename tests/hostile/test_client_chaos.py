@@ -18,6 +18,7 @@ import pytest
 
 from tests import rawhttp
 from tests.gateway import GatewayProcess, write_config
+from tests.support import openai_provider
 
 pytestmark = pytest.mark.slow  # skipped by the quick loop (-m "not slow"); CI runs it
 
@@ -38,11 +39,7 @@ first_byte = 3
 [providers.echo]
 type = "echo"
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-""")
+{openai_provider("up", upstream.base_url)}""")
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         yield gw
 

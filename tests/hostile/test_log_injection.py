@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from tests.gateway import GatewayProcess, write_config
+from tests.support import openai_provider
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
 
@@ -60,11 +61,7 @@ def test_many_failing_model_names_take_bounded_memory(tmp_path_factory, upstream
 [retry]
 attempts = 1
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-""")
+{openai_provider("up", upstream.base_url)}""")
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw, httpx.Client(timeout=10) as c:
         def failing(count: int) -> None:
             for _ in range(count):

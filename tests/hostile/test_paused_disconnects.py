@@ -24,6 +24,7 @@ import pytest
 
 from tests import rawhttp
 from tests.gateway import GatewayProcess, write_config
+from tests.support import openai_provider
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP/SIGCONT are POSIX"),
@@ -46,11 +47,7 @@ heartbeat = 0
 [retry]
 attempts = 1
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-
+{openai_provider("up", upstream.base_url)}
 [providers.claude]
 type = "anthropic"
 base_url = "{upstream.root_url}"
@@ -168,11 +165,7 @@ upstream_connections = 8
 connect = 1
 heartbeat = 0
 
-[providers.up]
-type = "openai"
-base_url = "{upstream.base_url}"
-models = ["*"]
-""")
+{openai_provider("up", upstream.base_url)}""")
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         assert httpx.get(gw.url + "/health").json()["status"] == "ok"
         socks = open_streams(gw, f"up/endless:{uuid.uuid4().hex[:8]}", 8)
