@@ -200,7 +200,10 @@ class Sidecar:
         stopper = Stopper(loop)
         client = new_client(config.timeouts)
         gateway = Gateway(config, build_router(config, client), __version__, token=self.token,
-                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host)
+                          reload=lambda: self._reload(client), request_stop=stopper.request, bind_host=host,
+                          url=url_for(host, sock.getsockname()[1]), previous_exit=self.previous_exit,
+                          log_dir=str(self.log_dir) if self.log_dir else None)
+        RequestRecord.finished = gateway.recent.add
 
         async def reload_in_place() -> None:
             try:

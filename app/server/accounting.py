@@ -37,6 +37,8 @@ class RequestRecord:
 
     #: where request lines go; the runtime points it at the log file's fast path
     sink: ClassVar[Callable[[str], None]] = _through_loguru
+    #: told of every finished request with its latency in ms (the status page's ring)
+    finished: ClassVar[Callable[[RequestRecord, float], None] | None] = None
 
     @classmethod
     def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
@@ -82,3 +84,5 @@ class RequestRecord:
         if self.error:
             fields.append(f"error={self.error!r}")
         RequestRecord.sink("request " + " ".join(fields))
+        if RequestRecord.finished is not None:
+            RequestRecord.finished(self, latency)

@@ -28,6 +28,7 @@ from ..wire import error_body
 from .accounting import RequestRecord
 from .routes import json_response, register_routes, unknown_route
 from .state import Gateway
+from .status import PAGE_PATH, register_status_routes
 
 _names = itertools.count(1)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -156,7 +157,8 @@ def create_app(gateway: Gateway) -> Sanic:
             return HTTPResponse(status=204, headers=guard.preflight_headers(
                 origin, request.headers.get("access-control-request-headers")))
         guard.check_origin(origin)
-        guard.check_token(request.headers.get("authorization"))
+        if not (request.method == "GET" and request.path == PAGE_PATH):  # the status page holds no data
+            guard.check_token(request.headers.get("authorization"))
         if request.method == "POST":
             guard.check_json_body(request.headers.get("content-type"))
         return None
@@ -174,4 +176,5 @@ def create_app(gateway: Gateway) -> Sanic:
         return HTTPResponse(status=204)
 
     register_routes(app, gateway)
+    register_status_routes(app, gateway)
     return app
