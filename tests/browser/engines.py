@@ -343,7 +343,7 @@ class WebKitGTK(Engine):
     page_url = TAURI_PAGE
 
     def __init__(self, page_server_port: int):
-        xvfb = _require("Xvfb", "xvfb xauth")
+        xvfb = _require("Xvfb", "xvfb")
         if not Path(SYSTEM_PYTHON).exists() or subprocess.run(
                 [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('WebKit2', '4.1'); "
                  "from gi.repository import WebKit2"], capture_output=True, timeout=30).returncode != 0:
