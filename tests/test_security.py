@@ -198,3 +198,16 @@ def test_refused_requests_are_answered_before_their_body_is_read(guarded):
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 401"), answer[:100]
     assert time.monotonic() - started < 2
+
+
+def test_the_status_page_needs_no_token_but_its_data_does(guarded):
+    page = httpx.get(guarded.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert httpx.get(guarded.url + "/admin/status").status_code == 401
+    assert httpx.get(guarded.url + "/admin/status", headers=auth()).status_code == 200
+    refused = httpx.get(guarded.url + "/admin/status", headers={**auth(), "origin": "https://evil.example"})
+    assert refused.status_code == 403
+    # only the page itself is open: no other path or method slips past the token
+    posted = httpx.post(guarded.url + "/", headers={"content-type": "application/json"}, content=b"{}")
+    assert posted.status_code in (401, 405)
+    assert httpx.get(guarded.url + "/index.html").status_code == 401
