@@ -3,6 +3,9 @@ last requests as a unit."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import time
 
 import httpx
@@ -77,6 +80,7 @@ def test_status_data_from_a_running_gateway(gateway, upstream):
     assert all(r["path"] not in ("/", "/admin/status") for r in data["recent"])
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_status_shows_disabled_providers_masks_secrets_and_reports_the_previous_exit(tmp_path, upstream):
     config = write_config(tmp_path, f"""
 [providers.up]
@@ -93,7 +97,7 @@ models = ["claude-*"]
     args = ["--port", "0", "--config", str(config)]
     env = {"UPSTREAM_KEY": UPSTREAM_KEY}
     first = GatewayProcess(args, tmp=tmp_path, env=env)
-    first.proc.kill()  # dies without a word
+    os.kill(first.pid, signal.SIGKILL)  # the gateway itself (a onefile build's child) dies without a word
     first.stop()
     with GatewayProcess(args, tmp=tmp_path, env=env) as gw:
         leaky = "sk-proj-LeakyStatusModel1234"
