@@ -79,6 +79,7 @@ fast = ["up/text", "echo"]
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
                         env={"AI_GATEWAY_TOKEN": BROWSER_TOKEN, "UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
         yield gw
+        assert BROWSER_TOKEN not in gw.log_text() + gw.stderr(), "the token leaked into the gateway's logs"
 
 
 @pytest.fixture(scope="module", params=list(ENGINES))

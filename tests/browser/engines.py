@@ -203,7 +203,7 @@ class Chromium(Engine):
             # WebView2 serves a Tauri app from http://tauri.localhost; here the page server does
             f"--host-resolver-rules=MAP tauri.localhost 127.0.0.1:{page_server_port}",
             "--remote-debugging-port=0", "about:blank",
-        ], log=self.tmp.parent / f"{self.tmp.name}-stderr.log")
+        ], log=self.tmp / "stderr.log")
         try:
             found = self.process.wait_for_line(r"DevTools listening on (ws://\S+)", timeout=30)
             self.rpc = _WebSocketRpc(self._page_target(found.group(1)))
@@ -299,7 +299,7 @@ class Firefox(Engine):
         self.process = _Process([binary, "--headless", "--no-remote", "--profile", str(profile),
                                  "--remote-debugging-port", "0", "about:blank"],
                                 env={"MOZ_CRASHREPORTER_DISABLE": "1"},
-                                log=self.tmp.parent / f"{self.tmp.name}-stderr.log")
+                                log=self.tmp / "stderr.log")
         try:
             found = self.process.wait_for_line(r"WebDriver BiDi listening on (ws://\S+)", timeout=60)
             self.rpc = _WebSocketRpc(found.group(1) + "/session")
@@ -352,7 +352,7 @@ class WebKitGTK(Engine):
         super().__init__(page_server_port)
         read_end, write_end = os.pipe()
         self.xvfb = _Process([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
-                              "tcp"], pass_fds=(write_end,), log=self.tmp.parent / f"{self.tmp.name}-xvfb.log")
+                              "tcp"], pass_fds=(write_end,), log=self.tmp / "xvfb.log")
         os.close(write_end)
         try:
             display = self._read_display(read_end)
@@ -360,7 +360,7 @@ class WebKitGTK(Engine):
                                    env={"DISPLAY": f":{display}", "GDK_BACKEND": "x11",
                                         "WEBKIT_DISABLE_COMPOSITING_MODE": "1"},
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   log=self.tmp.parent / f"{self.tmp.name}-stderr.log")
+                                   log=self.tmp / "stderr.log")
             self._answers: queue.Queue = queue.Queue()
             threading.Thread(target=self._read_answers, daemon=True).start()
             self._answer(timeout=60)  # the ready line
