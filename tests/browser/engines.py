@@ -15,11 +15,9 @@ awaited), `screenshot(path)` and `close()`. Everything is bounded in time.
 from __future__ import annotations
 
 import base64
-import itertools
 import json
 import os
 import queue
-import re
 import shutil
 import subprocess
 import tempfile
@@ -27,125 +25,12 @@ import threading
 import time
 from pathlib import Path
 
+from tests.browser.plumbing import ChildProcess, EngineError, EngineMissing, WebSocketRpc
+
 HERE = Path(__file__).resolve().parent
 PAGE_DIR = HERE / "page"
 SYSTEM_PYTHON = "/usr/bin/python3"
 TAURI_PAGE = "tauri://localhost/index.html"
-
-
-class EngineMissing(Exception):
-    """The engine is not installed here; the message says how to get it."""
-
-
-class EngineError(Exception):
-    pass
-
-
-class _Process:
-    """A child process whose stderr is drained into a file and searched for a line."""
-
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.DEVNULL, pass_fds: tuple[int, ...] = (), log: Path):
-        self.log = log
-        self._log_file = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})}, start_new_session=True,
-                                     pass_fds=pass_fds)
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.proc.stderr is not None
-        for raw in self.proc.stderr:
-            self._log_file.write(raw)
-            with self._changed:
-                self._lines.append(raw.decode("utf-8", "replace"))
-                self._changed.notify_all()
-        with self._changed:
-            self._lines.append("")  # end of stderr
-            self._changed.notify_all()
-
-    def wait_for_line(self, pattern: str, timeout: float) -> re.Match:
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        seen = 0
-        with self._changed:
-            while True:
-                for line in self._lines[seen:]:
-                    if line == "":
-                        raise EngineError(f"{self.proc.args[0]} exited ({self.proc.poll()}): {self.tail()}")
-                    found = regex.search(line)
-                    if found:
-                        return found
-                seen = len(self._lines)
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise EngineError(f"no line matching {pattern!r} within {timeout} s: {self.tail()}")
-                self._changed.wait(left)
-
-    def tail(self) -> str:
-        return "".join(self._lines[-20:])[-3000:]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, 15)
-                self.proc.wait(5)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(self.proc.pid, 9)
-                except ProcessLookupError:
-                    pass
-                self.proc.wait(5)
-        self._log_file.close()
-
-
-class _WebSocketRpc:
-    """JSON commands with ids over one WebSocket (CDP and BiDi share this shape)."""
-
-    def __init__(self, url: str):
-        from contextlib import ExitStack
-
-        from websockets.sync.client import connect
-
-        self._stack = ExitStack()
-        self.ws = self._stack.enter_context(connect(url, max_size=None, open_timeout=10))
-        self._ids = itertools.count(1)
-        self.events: list[dict] = []
-
-    def call(self, method: str, timeout: float = 30, **params) -> dict:
-        number = next(self._ids)
-        self.ws.send(json.dumps({"id": number, "method": method, "params": params}))
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EngineError(f"{method}: no answer within {timeout} s")
-            message = json.loads(self.ws.recv(timeout=left))
-            if message.get("id") == number:
-                if "error" in message:
-                    raise EngineError(f"{method}: {message['error']}: {message.get('message', '')}")
-                return message.get("result", {})
-            if "method" in message:
-                self.events.append(message)
-                del self.events[:-200]
-
-    def wait_event(self, method: str, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            for i, event in enumerate(self.events):
-                if event["method"] == method:
-                    return self.events.pop(i)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise EngineError(f"no {method} event within {timeout} s")
-            message = json.loads(self.ws.recv(timeout=left))
-            if "method" in message:
-                self.events.append(message)
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 class Engine:
@@ -195,7 +80,7 @@ class Chromium(Engine):
     def __init__(self, page_server_port: int):
         binary = _require("chromium", "chromium")
         super().__init__(page_server_port)
-        self.process = _Process([
+        self.process = ChildProcess([
             binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
@@ -206,7 +91,7 @@ class Chromium(Engine):
         ], log=self.tmp / "stderr.log")
         try:
             found = self.process.wait_for_line(r"DevTools listening on (ws://\S+)", timeout=30)
-            self.rpc = _WebSocketRpc(self._page_target(found.group(1)))
+            self.rpc = WebSocketRpc(self._page_target(found.group(1)))
             self.rpc.call("Page.enable")
         except Exception:
             self.process.stop()
@@ -296,13 +181,13 @@ class Firefox(Engine):
                  "network.proxy.ssl_port": page_server_port}
         (profile / "user.js").write_text(
             "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items()))
-        self.process = _Process([binary, "--headless", "--no-remote", "--profile", str(profile),
+        self.process = ChildProcess([binary, "--headless", "--no-remote", "--profile", str(profile),
                                  "--remote-debugging-port", "0", "about:blank"],
                                 env={"MOZ_CRASHREPORTER_DISABLE": "1"},
                                 log=self.tmp / "stderr.log")
         try:
             found = self.process.wait_for_line(r"WebDriver BiDi listening on (ws://\S+)", timeout=60)
-            self.rpc = _WebSocketRpc(found.group(1) + "/session")
+            self.rpc = WebSocketRpc(found.group(1) + "/session")
             self.rpc.call("session.new", capabilities={})
             self.context = self.rpc.call("browsingContext.getTree")["contexts"][0]["context"]
         except Exception:
@@ -351,12 +236,12 @@ class WebKitGTK(Engine):
                                 "--no-install-recommends gir1.2-webkit2-4.1 python3-gi python3-gi-cairo")
         super().__init__(page_server_port)
         read_end, write_end = os.pipe()
-        self.xvfb = _Process([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
+        self.xvfb = ChildProcess([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
                               "tcp"], pass_fds=(write_end,), log=self.tmp / "xvfb.log")
         os.close(write_end)
         try:
             display = self._read_display(read_end)
-            self.driver = _Process([SYSTEM_PYTHON, str(HERE / "webkit_driver.py"), str(PAGE_DIR)],
+            self.driver = ChildProcess([SYSTEM_PYTHON, str(HERE / "webkit_driver.py"), str(PAGE_DIR)],
                                    env={"DISPLAY": f":{display}", "GDK_BACKEND": "x11",
                                         "WEBKIT_DISABLE_COMPOSITING_MODE": "1"},
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE,
