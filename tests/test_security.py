@@ -211,3 +211,15 @@ def test_the_status_page_needs_no_token_but_its_data_does(guarded):
     posted = httpx.post(guarded.url + "/", headers={"content-type": "application/json"}, content=b"{}")
     assert posted.status_code in (401, 405)
     assert httpx.get(guarded.url + "/index.html").status_code == 401
+
+
+def test_a_stream_to_a_page_closes_its_connection_afterwards(guarded):
+    """Chromium (WebView2) drains an aborted fetch's body to reuse the connection, so the
+    gateway would not see the abort; a stream answered to a page is never reused."""
+    body = {**CHAT, "stream": True}
+    with httpx.Client() as client:
+        to_page = client.post(guarded.url + "/v1/chat/completions", json=body,
+                              headers={**auth(), "origin": "tauri://localhost"})
+        assert to_page.status_code == 200 and to_page.headers["connection"] == "close"
+        to_sdk = client.post(guarded.url + "/v1/chat/completions", json=body, headers=auth())
+        assert to_sdk.status_code == 200 and to_sdk.headers["connection"] == "keep-alive"

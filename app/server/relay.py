@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from loguru import logger
 from sanic import Request
+from sanic.http import Http
 
 from .. import sse
 from ..errors import GatewayError, GatewayStopping
@@ -64,6 +65,12 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
                        heartbeat_interval: float, headers: dict[str, str],
                        redact: Callable[[str], str], stopping: Callable[[], bool]) -> None:
     """Write `stream` to the client as SSE; the stream's first chunk is already in hand."""
+    if request.headers.get("origin") is not None and isinstance(request.stream, Http):
+        # Chromium (so WebView2) may keep reading an aborted fetch's body to reuse the
+        # connection ("draining", up to seconds): the gateway would see no disconnect and
+        # the upstream would go on generating. A connection that closes after the answer
+        # is never drained, so an abort in a page closes it at once.
+        request.stream.keep_alive = False
     response = await request.respond(
         status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers}
     )

@@ -118,15 +118,19 @@ def upstream_request(upstream: Upstream, model: str, timeout: float = 5) -> Seen
     raise AssertionError(f"the upstream never saw {model}")
 
 
+ABORTS = 10  # a browser's choice to drain or close an aborted connection depends on timing
+
+
 def test_abort_mid_stream_closes_the_upstream_connection_within_100_ms(sdk_page, browser_gateway, upstream):
-    model = f"slow-drip:abort-{sdk_page.name}-{uuid.uuid4().hex[:8]}"
-    result = run(sdk_page, browser_gateway, "openai.abort", "up/" + model)
-    assert result.get("chunks") == 1 and result["abortedAt"], result
-    seen = upstream_request(upstream, model)
-    assert seen.peer_closed.wait(5), "the upstream connection stayed open after the page aborted"
-    assert not seen.completed.is_set()
-    waited_ms = seen.peer_closed_at * 1000 - result["abortedAt"]
-    assert waited_ms < 100, f"the upstream connection closed {waited_ms:.0f} ms after the abort"
+    for attempt in range(ABORTS):
+        model = f"slow-drip:abort-{sdk_page.name}-{uuid.uuid4().hex[:8]}"
+        result = run(sdk_page, browser_gateway, "openai.abort", "up/" + model)
+        assert result.get("chunks") == 1 and result["abortedAt"], result
+        seen = upstream_request(upstream, model)
+        assert seen.peer_closed.wait(5), f"abort {attempt + 1}: the upstream connection stayed open"
+        assert not seen.completed.is_set()
+        waited_ms = seen.peer_closed_at * 1000 - result["abortedAt"]
+        assert waited_ms < 100, f"abort {attempt + 1}: the upstream connection closed {waited_ms:.0f} ms after it"
 
 
 @pytest.mark.parametrize("scenario", ["openai.whole", "vercel.whole"])
