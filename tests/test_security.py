@@ -102,29 +102,70 @@ def test_other_origins_are_refused(guarded, origin):
     assert "access-control-allow-origin" not in response.headers
 
 
-def test_preflight_from_tauri_allows_sdk_headers_without_a_token(guarded):
+# what the SDKs put in a preflight: Firefox and WebKit name user-agent, the openai SDK sends
+# x-stainless-*, others openai-*, anthropic-*, traceparent
+SDK_PREFLIGHT_HEADERS = ("authorization", "content-type", "user-agent", "x-request-id", "x-stainless-os",
+                         "x-stainless-retry-count", "openai-beta", "anthropic-version", "x-api-key", "traceparent")
+
+
+@pytest.mark.parametrize("origin", ["tauri://localhost", "http://tauri.localhost", "https://tauri.localhost",
+                                    "http://localhost:1420"])
+def test_preflight_from_an_allowed_origin_allows_every_header_it_names(guarded, origin):
     response = httpx.options(guarded.url + "/v1/chat/completions", headers={
-        "origin": "tauri://localhost",
+        "origin": origin,
         "access-control-request-method": "POST",
-        "access-control-request-headers": "authorization, content-type, x-request-id, x-stainless-os, "
-                                          "x-stainless-retry-count",
+        "access-control-request-headers": ",".join(SDK_PREFLIGHT_HEADERS),
     })
+    assert response.status_code == 204, response.text
+    assert response.headers["access-control-allow-origin"] == origin
+    allowed = [h.strip() for h in response.headers["access-control-allow-headers"].split(",")]
+    assert allowed == list(SDK_PREFLIGHT_HEADERS)
+    methods = [m.strip() for m in response.headers["access-control-allow-methods"].split(",")]
+    assert methods == ["GET", "POST", "OPTIONS"]
+    assert int(response.headers["access-control-max-age"]) > 0
+
+
+def test_preflight_echoes_only_valid_header_names(guarded):
+    response = httpx.options(guarded.url + "/v1/models", headers={
+        "origin": "tauri://localhost", "access-control-request-method": "GET",
+        "access-control-request-headers": "X-Custom-Thing, bad name, a\"b, ,user-agent, x-custom-thing"})
     assert response.status_code == 204
-    assert response.headers["access-control-allow-origin"] == "tauri://localhost"
-    allowed = response.headers["access-control-allow-headers"]
-    for header in ("authorization", "content-type", "x-request-id", "x-stainless-os", "x-stainless-retry-count"):
-        assert header in allowed
-    assert "POST" in response.headers["access-control-allow-methods"]
+    assert response.headers["access-control-allow-headers"] == "x-custom-thing, user-agent"
 
 
-def test_preflight_refuses_other_origins_and_headers(guarded):
-    evil = httpx.options(guarded.url + "/v1/chat/completions", headers={
-        "origin": "https://evil.example", "access-control-request-method": "POST"})
-    assert evil.status_code == 403
-    odd_header = httpx.options(guarded.url + "/v1/chat/completions", headers={
+def test_the_issue_preflight_is_allowed(guarded):
+    """The preflight Firefox sent for the openai SDK, refused with 403 before."""
+    response = httpx.options(guarded.url + "/v1/chat/completions", headers={
         "origin": "tauri://localhost", "access-control-request-method": "POST",
-        "access-control-request-headers": "x-custom-thing"})
-    assert odd_header.status_code == 403
+        "access-control-request-headers": "authorization,content-type,user-agent"})
+    assert response.status_code == 204
+    assert "user-agent" in response.headers["access-control-allow-headers"]
+
+
+def test_responses_expose_the_gateway_headers_to_scripts(guarded):
+    response = httpx.post(guarded.url + "/v1/chat/completions", json=CHAT,
+                          headers={**auth(), "origin": "tauri://localhost"})
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "tauri://localhost"
+    exposed = {h.strip() for h in response.headers["access-control-expose-headers"].split(",")}
+    assert exposed >= {"x-request-id", "x-gateway-target", "retry-after", "x-should-retry"}
+    # and on an error, which is what a page most needs to read them on
+    failed = httpx.post(guarded.url + "/v1/chat/completions", json={**CHAT, "model": "up/error-500"},
+                        headers={**auth(), "origin": "tauri://localhost"})
+    assert failed.status_code == 502
+    assert failed.headers["access-control-allow-origin"] == "tauri://localhost"
+    assert "x-should-retry" in failed.headers["access-control-expose-headers"]
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", "http://tauri.localhost.evil.example",
+                                    "http://localhost:1421"])
+def test_preflight_from_another_origin_is_refused(guarded, origin):
+    response = httpx.options(guarded.url + "/v1/chat/completions", headers={
+        "origin": origin, "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization,content-type,user-agent"})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "origin_not_allowed"
+    assert not any(h.startswith("access-control-") for h in response.headers)
 
 
 # -- secrets never leave -----------------------------------------------------------------------
@@ -215,3 +256,28 @@ def test_a_program_gets_what_it_needs_and_no_credentials(custom):
     assert "PATH" in env
     for name in ("AI_GATEWAY_TOKEN", "CUSTOM_AUTH", "UPSTREAM_KEY", "OTHER_API_KEY"):
         assert name not in env, name
+
+
+def test_the_status_page_needs_no_token_but_its_data_does(guarded):
+    page = httpx.get(guarded.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert httpx.get(guarded.url + "/admin/status").status_code == 401
+    assert httpx.get(guarded.url + "/admin/status", headers=auth()).status_code == 200
+    refused = httpx.get(guarded.url + "/admin/status", headers={**auth(), "origin": "https://evil.example"})
+    assert refused.status_code == 403
+    # only the page itself is open: no other path or method slips past the token
+    posted = httpx.post(guarded.url + "/", headers={"content-type": "application/json"}, content=b"{}")
+    assert posted.status_code in (401, 405)
+    assert httpx.get(guarded.url + "/index.html").status_code == 401
+
+
+def test_a_stream_to_a_page_closes_its_connection_afterwards(guarded):
+    """Chromium (WebView2) drains an aborted fetch's body to reuse the connection, so the
+    gateway would not see the abort; a stream answered to a page is never reused."""
+    body = {**CHAT, "stream": True}
+    with httpx.Client() as client:
+        to_page = client.post(guarded.url + "/v1/chat/completions", json=body,
+                              headers={**auth(), "origin": "tauri://localhost"})
+        assert to_page.status_code == 200 and to_page.headers["connection"] == "close"
+        to_sdk = client.post(guarded.url + "/v1/chat/completions", json=body, headers=auth())
+        assert to_sdk.status_code == 200 and to_sdk.headers["connection"] == "keep-alive"

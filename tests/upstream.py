@@ -14,6 +14,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,14 @@ class Seen:
     body: dict
     model: str = ""
     peer_closed: threading.Event = field(default_factory=threading.Event)
+    #: wall-clock time (time.time()) the peer was seen closing, to compare with a browser's Date.now()
+    peer_closed_at: float | None = None
     completed: threading.Event = field(default_factory=threading.Event)
+
+    def mark_peer_closed(self) -> None:
+        if self.peer_closed_at is None:
+            self.peer_closed_at = time.time()
+        self.peer_closed.set()
 
 
 class Upstream:
@@ -143,7 +151,7 @@ class Upstream:
             seen.completed.set()
             return keep
         except (ConnectionError, OSError):
-            seen.peer_closed.set()
+            seen.mark_peer_closed()
             return False
         finally:
             watcher.cancel()
@@ -157,7 +165,7 @@ class Upstream:
         except (ConnectionError, OSError):
             data = b""
         if not data:
-            seen.peer_closed.set()
+            seen.mark_peer_closed()
 
 
 # Gemini names the model in the path (`/models/gemini-x:generateContent`), Azure's classic

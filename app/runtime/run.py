@@ -188,7 +188,10 @@ class Sidecar:
         self.client = new_client(config.timeouts, config.server.upstream_connections)
         gateway = Gateway(config, build_router(config, self.client), __version__, token=self.token,
                           reload=self.reload, request_stop=stopper.request, bind_host=host,
-                          upstream_pool=lambda: pool_stats(self.client))
+                          upstream_pool=lambda: pool_stats(self.client),
+                          url=url_for(host, sock.getsockname()[1]), previous_exit=self.previous_exit,
+                          log_dir=str(self.log_dir) if self.log_dir else None)
+        RequestRecord.finished = gateway.recent.add
         self.gateway = gateway
 
         async def reload_in_place() -> None:

@@ -39,6 +39,8 @@ class RequestRecord:
 
     #: where request lines go; the runtime points it at the log file's fast path
     sink: ClassVar[Callable[[str], None]] = _through_loguru
+    #: told of every finished request with its latency in ms (the status page's ring)
+    finished: ClassVar[Callable[[RequestRecord, float], None] | None] = None
 
     @classmethod
     def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
@@ -92,3 +94,5 @@ class RequestRecord:
         if self.error:
             fields.append(f"error={log_field(self.error, 500)}")
         RequestRecord.sink("request " + " ".join(fields))
+        if RequestRecord.finished is not None:
+            RequestRecord.finished(self, latency)

@@ -27,8 +27,10 @@ from ..errors import (
 )
 from .accounting import RequestRecord
 from .dialect_routes import error_payload, is_anthropic_path, register_dialect_routes
+from .guard import Guard
 from .routes import json_response, register_routes, unknown_route
 from .state import Gateway
+from .status import PAGE_PATH, register_status_routes
 
 _names = itertools.count(1)
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -137,6 +139,26 @@ class OpenAIErrorHandler(ErrorHandler):
         return json_response(payload, status=err.status, headers=headers)
 
 
+def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
+    """Host, Origin, token and body type, in that order; answers a preflight itself."""
+    guard.check_host(request.headers.get("host"))
+    origin = request.headers.get("origin")
+    if request.method == "OPTIONS":
+        if origin is None:
+            return HTTPResponse(status=204, headers={"allow": "GET, POST, OPTIONS"})
+        guard.check_origin(origin)
+        return HTTPResponse(status=204, headers=guard.preflight_headers(
+            origin, request.headers.get("access-control-request-headers")))
+    guard.check_origin(origin)
+    if is_anthropic_path(request.path):  # Anthropic's clients send the key as x-api-key
+        guard.check_api_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
+    elif not (request.method == "GET" and request.path == PAGE_PATH):  # the status page holds no data
+        guard.check_token(request.headers.get("authorization"))
+    if request.method == "POST" and _has_body(request):  # an empty POST needs no content type
+        guard.check_json_body(request.headers.get("content-type"))
+    return None
+
+
 def create_app(gateway: Gateway) -> Sanic:
     app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
     settings = gateway.config.server
@@ -171,23 +193,7 @@ def create_app(gateway: Gateway) -> Sanic:
             # answer it earned. Routing errors do pass the guard: no 404 before a 403.
             return None
         request.ctx.record = RequestRecord.start(request_id(request), request.method, request.path)
-        guard = gateway.guard
-        guard.check_host(request.headers.get("host"))
-        origin = request.headers.get("origin")
-        if request.method == "OPTIONS":
-            if origin is None:
-                return HTTPResponse(status=204, headers={"allow": "GET, POST, OPTIONS"})
-            guard.check_origin(origin)
-            return HTTPResponse(status=204, headers=guard.preflight_headers(
-                origin, request.headers.get("access-control-request-headers")))
-        guard.check_origin(origin)
-        if is_anthropic_path(request.path):  # Anthropic's clients send the key as x-api-key
-            guard.check_api_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
-        else:
-            guard.check_token(request.headers.get("authorization"))
-        if request.method == "POST" and _has_body(request):  # an empty POST needs no content type
-            guard.check_json_body(request.headers.get("content-type"))
-        return None
+        return check_request(request, gateway.guard)
 
     @app.on_response
     async def stamp_response(request: Request, response: HTTPResponse) -> None:
@@ -203,4 +209,5 @@ def create_app(gateway: Gateway) -> Sanic:
 
     register_routes(app, gateway)
     register_dialect_routes(app, gateway)
+    register_status_routes(app, gateway)
     return app

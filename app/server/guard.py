@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping
 
 from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
@@ -17,6 +18,12 @@ TAURI_ORIGINS = ("tauri://localhost", "http://tauri.localhost", "https://tauri.l
 LOOPBACK_NAMES = ("localhost",)
 PREFLIGHT_HEADERS = ("authorization", "content-type", "x-request-id")
 EXPOSED_HEADERS = "x-request-id, x-gateway-target, x-should-retry, retry-after"
+PREFLIGHT_METHODS = "GET, POST, OPTIONS"
+#: how long a browser may cache a preflight (Chromium caps it at 2 h, Firefox at 24 h)
+PREFLIGHT_MAX_AGE = "7200"
+#: an HTTP header name (RFC 9110 token); anything else is not echoed back
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$")
+_MAX_ECHOED_HEADERS = 64
 
 
 def host_name(host_header: str) -> str:
@@ -93,18 +100,19 @@ class Guard:
             )
 
     def preflight_headers(self, origin: str, requested: str | None) -> dict[str, str]:
-        """The answer to an allowed preflight; raises Forbidden for a header we refuse."""
-        asked = [h.strip().lower() for h in (requested or "").split(",") if h.strip()]
-        refused = [h for h in asked if h not in PREFLIGHT_HEADERS and not h.startswith("x-stainless-")]
-        if refused:
-            raise Forbidden(f"Request header(s) not allowed: {', '.join(refused)}",
-                            code="header_not_allowed")
+        """The answer to a preflight from an allowed origin.
+
+        Every header the browser asks for is allowed: the origin is the boundary, and a
+        list of names only breaks the next SDK (Firefox and WebKit name `user-agent`, the
+        openai SDK sends `x-stainless-*`, others `openai-*`, `anthropic-*`, `traceparent`).
+        Names are echoed only when they are valid header names, so nothing odd is
+        reflected into the response."""
         return {
             "access-control-allow-origin": origin,
-            "access-control-allow-methods": "GET, POST, OPTIONS",
-            "access-control-allow-headers": ", ".join(asked or PREFLIGHT_HEADERS),
-            "access-control-max-age": "600",
-            "vary": "Origin",
+            "access-control-allow-methods": PREFLIGHT_METHODS,
+            "access-control-allow-headers": ", ".join(requested_header_names(requested) or PREFLIGHT_HEADERS),
+            "access-control-max-age": PREFLIGHT_MAX_AGE,
+            "vary": "Origin, Access-Control-Request-Headers",
         }
 
     def cors_headers(self, origin: str | None) -> Mapping[str, str]:
@@ -115,3 +123,15 @@ class Guard:
             "access-control-expose-headers": EXPOSED_HEADERS,
             "vary": "Origin",
         }
+
+
+def requested_header_names(requested: str | None) -> list[str]:
+    """`Access-Control-Request-Headers` as a list of valid, lowercased, distinct names."""
+    names: list[str] = []
+    for part in (requested or "").split(","):
+        name = part.strip().lower()
+        if _HEADER_NAME.match(name) and name not in names:
+            names.append(name)
+            if len(names) == _MAX_ECHOED_HEADERS:
+                break
+    return names

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from loguru import logger
 from sanic import HTTPResponse, Request
+from sanic.http import Http
 
 from .. import sse
 from ..aio import finish
@@ -85,6 +86,12 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
     The upstream is closed however this ends, even if the client left before the headers
     went out, and even if the task is cancelled again while closing it."""
     writer = writer or ChatWriter()
+    if request.headers.get("origin") is not None and isinstance(request.stream, Http):
+        # Chromium (so WebView2) may keep reading an aborted fetch's body to reuse the
+        # connection ("draining", up to seconds): the gateway would see no disconnect and
+        # the upstream would go on generating. A connection that closes after the answer
+        # is never drained, so an abort in a page closes it at once.
+        request.stream.keep_alive = False
     response = None
     try:
         response = await request.respond(

@@ -11,6 +11,7 @@ from ..config import Config
 from ..redact import Redactor, redactor_for
 from ..routing.router import Router
 from .guard import Guard
+from .recent import RecentRequests
 
 
 @dataclass
@@ -32,6 +33,11 @@ class Gateway:
     #: the upstream connection pool's state (limit, active, idle, free, waiting)
     upstream_pool: Callable[[], dict[str, int]] | None = None
     started: float = field(default_factory=time.monotonic)
+    #: for the status page: where the gateway is, where it logs, how the last run ended
+    url: str | None = None
+    log_dir: str | None = None
+    previous_exit: dict | None = None
+    recent: RecentRequests = field(default_factory=RecentRequests)
     #: in-flight request handlers, cancelled when a graceful stop runs out of patience
     inflight: set = field(default_factory=set)
     #: set once a graceful stop began: a cancelled request is then not the client's doing
