@@ -60,7 +60,8 @@ models = ["claude-*"]
 [providers.local]
 type = "process"
 command = ["{python}", "{fake_model}"]
-models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "flood", "hang", "silent-exit"]
+models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "flood", "hang", "silent-exit",
+          "console"]
 max_concurrency = 8
 
 [providers.localj]

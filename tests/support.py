@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 #: the gateway token the security tests set; the session's log check looks for it too
@@ -32,3 +33,12 @@ def wait_for_request(upstream, key: str, timeout: float = 5):
 def openai_provider(name: str, base_url: str, models: str = '["*"]', extra: str = "") -> str:
     """A `[providers.NAME]` table of type openai, as the tests' configs repeat it."""
     return f'\n[providers.{name}]\ntype = "openai"\nbase_url = "{base_url}"\nmodels = {models}\n{extra}'
+
+
+def under_wine() -> bool:
+    """Whether this Windows process runs under Wine (its ntdll exports wine_get_version)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    return hasattr(ctypes.windll.ntdll, "wine_get_version")

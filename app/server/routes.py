@@ -16,6 +16,7 @@ from .. import wire
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
 from ..text import header_value
 from .bodies import check_chat_request, check_embeddings_request, parse_json_object
+from .procstats import process_stats
 from .relay import relay_stream
 from .state import Gateway
 
@@ -166,18 +167,6 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         # answer first, then stop: the caller deserves to hear that it worked
         asyncio.get_running_loop().call_later(0.05, gateway.request_stop, "shutdown-request")
         return json_response({"status": "stopping"})
-
-
-def process_stats() -> dict[str, float | int | None]:
-    """Open descriptors and resident memory, where the OS tells them cheaply (Linux)."""
-    fds = rss = None
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-        with open("/proc/self/statm") as f:
-            rss = round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-    except OSError:
-        pass
-    return {"open_fds": fds, "rss_mb": rss}
 
 
 async def read_body(request: Request) -> bytes:
