@@ -36,11 +36,11 @@ def tauri_schema() -> dict:
                              text=True, timeout=300, check=True).stdout.strip().splitlines()[-1]
         with tarfile.open(CACHE / out) as archive:
             archive.extract("package/config.schema.json", CACHE, filter="data")
-    return json.loads(schema.read_text())
+    return json.loads(schema.read_text(encoding="utf-8"))
 
 
 def snippets() -> list[tuple[str, dict]]:
-    found = [(m["kind"], json.loads(m["body"])) for m in SNIPPET.finditer(DOC.read_text())]
+    found = [(m["kind"], json.loads(m["body"])) for m in SNIPPET.finditer(DOC.read_text(encoding="utf-8"))]
     assert found, "no checked JSON snippets found"
     return found
 
@@ -82,14 +82,14 @@ def known_flags() -> set[str]:
     for parser in (serve_parser(), check_parser()):
         for action in parser._actions:
             flags.update(o for o in action.option_strings if o.startswith("--"))
-    build = (ROOT / "build" / "build.py").read_text()
+    build = (ROOT / "build" / "build.py").read_text(encoding="utf-8")
     flags.update(re.findall(r'add_argument\("(--[a-z\-]+)"', build))
     return flags
 
 
 @pytest.mark.parametrize("doc", ["tauri-sidecar.md", "README.md"])
 def test_documented_gateway_flags_exist(doc):
-    text = (ROOT / doc).read_text()
+    text = (ROOT / doc).read_text(encoding="utf-8")
     used = set(re.findall(r"(?<![\w-])(--(?:port|host|config|log-dir|log-level|parent-pid|watch-stdin|version|"
                           r"target-triple|tauri-binaries|no-smoke|seconds|connections)[a-z\-]*)", text))
     assert used, "no flags found"
@@ -97,7 +97,7 @@ def test_documented_gateway_flags_exist(doc):
 
 
 def test_documented_exit_codes_match_the_code():
-    text = DOC.read_text()
+    text = DOC.read_text(encoding="utf-8")
     table = dict(re.findall(r"^\| (\d+) \| ([^|]+) \|", text, re.M))
     assert {int(code) for code in table} == {int(code) for code in ExitCode}
 
@@ -117,7 +117,7 @@ def test_release_workflow_passes_actionlint():
 def test_readme_config_sample_is_valid():
     from app.config import parse_config
 
-    sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S).group(1)
     config = parse_config(sample, {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"})
     assert {p.type for p in config.providers} == {"openai", "anthropic", "process"}
     assert config.aliases["fast"] == ("ollama/llama3.2", "openai/gpt-4o-mini")

@@ -176,6 +176,31 @@ def test_programs_get_a_console_without_a_window(client):
     assert console["console_cp"] != 0, console
 
 
+# -- console control events ------------------------------------------------------------------------
+
+def has_console() -> bool:
+    return bool(ctypes.windll.kernel32.GetConsoleWindow() or ctypes.windll.kernel32.GetConsoleCP())
+
+
+@pytest.mark.skipif(under_wine(), reason="Wine 8: GenerateConsoleCtrlEvent cannot deliver Ctrl-Break")
+def test_ctrl_break_stops_with_reason_signal(tmp_path):
+    """Ctrl-Break (what a console sends; Ctrl-C is not deliverable to a process group)."""
+    if not has_console():
+        pytest.skip("this test process has no console to send a control event through")
+    proc = subprocess.Popen(gateway_command() + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    try:
+        assert orjson.loads(proc.stdout.readline())["event"] == "ready"
+        os.kill(proc.pid, signal.CTRL_BREAK_EVENT)  # the group: bootloader and gateway alike
+        assert orjson.loads(proc.stdout.readline()) == {"event": "stopping", "reason": "signal"}
+        assert proc.wait(20) == 0
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+
+
 # -- the user's directories ---------------------------------------------------------------------
 
 def test_log_and_config_dirs_are_under_localappdata(tmp_path):

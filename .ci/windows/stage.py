@@ -39,7 +39,7 @@ SOURCE_TESTS = ["tests/test_windows.py", "tests/test_stdio.py", "tests/test_life
                 "tests/test_crash_records.py", "tests/test_process.py"]
 #: ruff and mypy are Linux's gate (not installed on the Windows side)
 FROZEN_TESTS = ["tests", "--ignore=tests/test_lint.py"]
-CODE_PAGE_936 = {"LC_ALL": "zh_CN.UTF-8"}
+CODE_PAGE_936 = {"LC_ALL": "zh_CN.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
 def copy_checkout(home: Path) -> Path:

@@ -279,14 +279,16 @@ class Sidecar:
 
 
 def _loop_runner() -> asyncio.Runner:
-    if sys.platform != "win32":
-        try:
-            import uvloop
+    if sys.platform == "win32":
+        from .winloop import new_event_loop  # keeps accepting after a client resets
 
-            return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        except ImportError:
-            pass
-    return asyncio.Runner()
+        return asyncio.Runner(loop_factory=new_event_loop)
+    try:
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        return asyncio.Runner()
 
 
 #: server settings that take effect only at start: the socket, and what Sanic reads once

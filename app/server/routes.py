@@ -48,7 +48,7 @@ def accounted(gateway: Gateway, handler: Handler) -> Handler:
             # Sanic cancels the handler when the client leaves; a stop cancels it too
             if gateway.stopping:
                 record.error = record.error or "cancelled by the gateway's stop"
-            else:
+            elif not record.answered:
                 record.disconnected = True
             raise
         except GatewayError as exc:
