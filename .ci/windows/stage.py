@@ -9,8 +9,8 @@
    this checkout's dist/;
 4. the black-box suite against that .exe (AI_GATEWAY_CMD), run by C:\\py-test;
 5. the tests of the Windows paths against the source tree, run by C:\\py-test;
-6. a table of the results (dist/windows-results.md), passed, failed and skipped with
-   the reason each skip gives.
+6. a table of the results (dist/windows-results.md): passed, failed, skipped for a
+   limit of Wine (the reason starts with "Wine"), skipped otherwise, each skip's reason.
 
 Both test runs use ANSI code page 936 (Wine takes it from LC_ALL=zh_CN.UTF-8), so piped
 standard streams really are GBK. Exit code 1 if anything failed.
@@ -73,8 +73,13 @@ def pytest(home: Path, name: str, args: list[str], extra_env: dict[str, str], ti
     return report
 
 
+#: skip reasons that name a limit of Wine (what only real Windows can show) start so
+WINE_LIMIT = "Wine"
+
+
 def results(report: Path) -> tuple[dict[str, Counter], list[tuple[str, str]], list[tuple[str, str]]]:
-    """Per test file: passed / failed / skipped; plus the skips and failures with their reason."""
+    """Per test file: passed / failed / skipped for a Wine limit / skipped otherwise; plus
+    the skips and failures with their reason."""
     per_file: dict[str, Counter] = defaultdict(Counter)
     skipped, failed = [], []
     for case in ET.parse(report).getroot().iter("testcase"):
@@ -83,8 +88,9 @@ def results(report: Path) -> tuple[dict[str, Counter], list[tuple[str, str]], li
         outcome = "passed"
         for child in case:
             if child.tag == "skipped":
-                outcome = "skipped"
-                skipped.append((test, (child.get("message") or "").removeprefix("Skipped: ")))
+                why = (child.get("message") or "").removeprefix("Skipped: ")
+                outcome = "wine" if why.startswith(WINE_LIMIT) else "skipped"
+                skipped.append((test, why))
             elif child.tag in ("failure", "error"):
                 outcome = "failed"
                 failed.append((test, (child.get("message") or child.tag).splitlines()[0][:160]))
@@ -93,7 +99,8 @@ def results(report: Path) -> tuple[dict[str, Counter], list[tuple[str, str]], li
 
 
 def table(runs: list[tuple[str, Path]]) -> tuple[str, bool]:
-    lines = ["| run | test file | passed | failed | skipped |", "|---|---|---|---|---|"]
+    lines = ["| run | test file | passed | failed | skipped: Wine limit | skipped: other |",
+             "|---|---|---|---|---|---|"]
     notes: list[str] = []
     ok = True
     for label, report in runs:
@@ -102,15 +109,17 @@ def table(runs: list[tuple[str, Path]]) -> tuple[str, bool]:
         for file in sorted(per_file):
             counts = per_file[file]
             totals.update(counts)
-            lines.append(f"| {label} | {file} | {counts['passed']} | {counts['failed']} | {counts['skipped']} |")
+            lines.append(f"| {label} | {file} | {counts['passed']} | {counts['failed']} | {counts['wine']} | "
+                         f"{counts['skipped']} |")
         lines.append(f"| **{label}** | **all** | **{totals['passed']}** | **{totals['failed']}** | "
-                     f"**{totals['skipped']}** |")
+                     f"**{totals['wine']}** | **{totals['skipped']}** |")
         ok = ok and not failed
         notes += [f"- {label}: FAILED `{test}`: {why}" for test, why in failed]
         by_reason: dict[str, list[str]] = defaultdict(list)
         for test, why in skipped:
             by_reason[why].append(test)
-        notes += [f"- {label}: skipped ({len(tests)}): {why}" for why, tests in sorted(by_reason.items())]
+        notes += [f"- {label}: skipped ({', '.join(f'`{t}`' for t in tests)}): {why}"
+                  for why, tests in sorted(by_reason.items())]
     return "\n".join(lines + [""] + notes) + "\n", ok
 
 
@@ -118,9 +127,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-frozen", action="store_true", help="skip the build and the frozen run")
     parser.add_argument("--no-source", action="store_true", help="skip the source run")
+    parser.add_argument("--table-only", action="store_true", help="print the table of the last run's reports")
     parser.add_argument("pytest_args", nargs="*", help="replace the test selection of both runs")
     args = parser.parse_args()
     started = time.monotonic()
+    if args.table_only:
+        home = cache_root() / setup.cache_key()
+        reports = [(label, drive_c(home) / "results" / f"{name}.xml") for label, name in
+                   (("frozen .exe", "frozen"), ("source", "source"))]
+        print(table([(label, report) for label, report in reports if report.exists()])[0])
+        return 0
     with locked(cache_root()):
         home = setup.ensure()
         print(f"[windows] C:\\{BUILD_PY} holds: {setup.interpreter_report(home)}", flush=True)

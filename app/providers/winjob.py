@@ -18,7 +18,6 @@ from ctypes import wintypes
 
 from loguru import logger
 
-CREATE_SUSPENDED = 0x00000004
 JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE = 0x00002000
 JOB_OBJECT_EXTENDED_LIMIT_INFORMATION_CLASS = 9
 PROCESS_SET_QUOTA = 0x0100
@@ -113,4 +112,3 @@ class Job:
         if self._handle is not None:
             _kernel32().CloseHandle(self._handle)
             self._handle = None
-
