@@ -24,7 +24,7 @@ import pytest
 
 from tests import rawhttp
 from tests.gateway import ROOT, GatewayProcess, gateway_command, pid_gone, write_config
-from tests.support import under_wine
+from tests.support import stream_echo, under_wine
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32",
@@ -33,17 +33,6 @@ pytestmark = pytest.mark.skipif(
 TEXT = "你好 世界 😀 Ünïcödé ✓"
 FROZEN = bool(os.environ.get("AI_GATEWAY_CMD"))
 UTF8_CODE_PAGE = 65001
-
-
-def stream_echo(url: str, content: str = TEXT) -> str:
-    body = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": content}]}
-    out = ""
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=20) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                for choice in orjson.loads(line[6:])["choices"]:
-                    out += choice["delta"].get("content") or ""
-    return out
 
 
 def ansi_code_page() -> int:
@@ -65,7 +54,7 @@ def test_windowed_interpreter_gives_the_ready_line_and_serves(tmp_path, module):
     try:
         ready = orjson.loads(proc.stdout.readline())
         assert ready["event"] == "ready", ready
-        assert stream_echo(ready["url"]) == TEXT
+        assert stream_echo(ready["url"], TEXT) == TEXT
         proc.stdin.close()
         assert orjson.loads(proc.stdout.readline()) == {"event": "stopping", "reason": "stdin-eof"}
         assert proc.wait(20) == 0
@@ -90,7 +79,7 @@ def legacy_env() -> dict[str, str]:
 def test_ansi_code_page_carries_cjk_and_emoji_in_requests_answers_and_logs(tmp_path):
     gw = GatewayProcess(["--port", "0"], tmp=tmp_path, env=legacy_env())
     try:
-        assert stream_echo(gw.url) == TEXT
+        assert stream_echo(gw.url, TEXT) == TEXT
         gw.proc.stdin.write(f"hello {TEXT}\n".encode())  # an unknown command: quoted in a warning
         gw.proc.stdin.flush()
         deadline = time.monotonic() + 10
