@@ -85,7 +85,8 @@ models = ["gpt-4o-azv1"]
 [providers.local]
 type = "process"
 command = ["{python}", "{fake_model}"]
-models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "flood", "hang", "silent-exit"]
+models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "flood", "hang", "silent-exit",
+          "console"]
 max_concurrency = 8
 
 [providers.localj]

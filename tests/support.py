@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
+
+import orjson
 
 #: the gateway token the security tests set; the session's log check looks for it too
 GATEWAY_TOKEN = "gw-token-Zx81-secret-value"
@@ -32,3 +35,26 @@ def wait_for_request(upstream, key: str, timeout: float = 5):
 def openai_provider(name: str, base_url: str, models: str = '["*"]', extra: str = "") -> str:
     """A `[providers.NAME]` table of type openai, as the tests' configs repeat it."""
     return f'\n[providers.{name}]\ntype = "openai"\nbase_url = "{base_url}"\nmodels = {models}\n{extra}'
+
+
+def under_wine() -> bool:
+    """Whether this Windows process runs under Wine (its ntdll exports wine_get_version)."""
+    if sys.platform != "win32":
+        return False
+    import ctypes
+
+    return hasattr(ctypes.windll.ntdll, "wine_get_version")
+
+
+def stream_echo(url: str, content: str) -> str:
+    """The text the built-in echo model streams back for `content`, read as raw SSE."""
+    import httpx
+
+    body = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": content}]}
+    out = ""
+    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=20) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                for choice in orjson.loads(line[6:])["choices"]:
+                    out += choice["delta"].get("content") or ""
+    return out

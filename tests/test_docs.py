@@ -69,14 +69,14 @@ def known_flags() -> set[str]:
     for parser in (serve_parser(), check_parser()):
         for action in parser._actions:
             flags.update(o for o in action.option_strings if o.startswith("--"))
-    build = (ROOT / "build" / "build.py").read_text()
+    build = (ROOT / "build" / "build.py").read_text(encoding="utf-8")
     flags.update(re.findall(r'add_argument\("(--[a-z\-]+)"', build))
     return flags
 
 
 @pytest.mark.parametrize("doc", ["tauri-sidecar.md", "README.md"])
 def test_documented_gateway_flags_exist(doc):
-    text = (ROOT / doc).read_text()
+    text = (ROOT / doc).read_text(encoding="utf-8")
     used = set(re.findall(r"(?<![\w-])(--(?:port|host|config|log-dir|log-level|parent-pid|watch-stdin|version|"
                           r"target-triple|tauri-binaries|sidecar-name|no-smoke|seconds|connections)[a-z\-]*)", text))
     assert used, "no flags found"
@@ -84,7 +84,7 @@ def test_documented_gateway_flags_exist(doc):
 
 
 def test_documented_exit_codes_match_the_code():
-    text = DOC.read_text()
+    text = DOC.read_text(encoding="utf-8")
     table = dict(re.findall(r"^\| (\d+) \| ([^|]+) \|", text, re.M))
     assert {int(code) for code in table} == {int(code) for code in ExitCode}
 
@@ -105,7 +105,7 @@ def test_workflows_pass_actionlint(workflow):
 def test_readme_config_sample_is_valid():
     from app.config import parse_config
 
-    sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    sample = re.search(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(encoding="utf-8"), re.S).group(1)
     config = parse_config(sample, {"OPENAI_API_KEY": "sk-x", "ANTHROPIC_API_KEY": "sk-y"})
     assert {p.type for p in config.providers} == {"openai", "anthropic", "gemini", "azure", "process"}
     assert config.aliases["fast"] == ("ollama/llama3.2", "openai/gpt-4o-mini")

@@ -10,7 +10,7 @@ import subprocess
 import orjson
 import pytest
 
-from tests.gateway import gateway_command, pid_gone
+from tests.gateway import GatewayProcess, gateway_command, pid_gone
 
 COMMAND = gateway_command()
 frozen_only = pytest.mark.skipif(
@@ -32,3 +32,27 @@ def test_killing_the_bootloader_ends_the_gateway_even_while_stdin_is_held(tmp_pa
         proc.stdin.close()
         if proc.poll() is None:
             proc.kill()
+
+
+@frozen_only
+def test_previous_exit_reports_a_killed_bootloader(tmp_path):
+    """The gateway outlives a killed bootloader only briefly and stops cleanly, yet nobody
+    asked it to stop: the next run says so (code 0, reason parent-exit, bootloader_killed)."""
+    proc = subprocess.Popen(COMMAND + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        ready = orjson.loads(proc.stdout.readline())
+        assert ready["pid"] != proc.pid, "not a onefile build: no bootloader process"
+        proc.kill()
+        proc.wait(5)
+        assert pid_gone(ready["pid"], 10)
+    finally:
+        proc.stdin.close()
+        if proc.poll() is None:
+            proc.kill()
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as gw:
+        previous = gw.ready["previous_exit"]
+    assert previous["pid"] == ready["pid"]
+    assert previous["code"] == 0 and previous["reason"] == "parent-exit" and previous["bootloader_killed"] is True
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as gw:  # after a stop the app asked for: nothing
+        assert gw.ready["previous_exit"] is None

@@ -5,23 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import httpx
 import orjson
 
 from tests.gateway import ROOT, GatewayProcess
+from tests.support import stream_echo
 
 TEXT = "你好 世界 😀 Ünïcödé ✓"
-
-
-def stream_echo(url: str) -> str:
-    body = {"model": "echo", "stream": True, "messages": [{"role": "user", "content": TEXT}]}
-    out = ""
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=10) as response:
-        for line in response.iter_lines():
-            if line.startswith("data: {"):
-                for choice in orjson.loads(line[6:])["choices"]:
-                    out += choice["delta"].get("content") or ""
-    return out
 
 
 def test_missing_stdout_and_stderr_still_give_a_ready_line_and_serve(tmp_path):
@@ -30,14 +19,14 @@ def test_missing_stdout_and_stderr_still_give_a_ready_line_and_serve(tmp_path):
                             stderr=subprocess.PIPE, cwd=ROOT)
     ready = orjson.loads(proc.stdout.readline())
     assert ready["event"] == "ready"
-    assert stream_echo(ready["url"]) == TEXT
+    assert stream_echo(ready["url"], TEXT) == TEXT
     proc.stdin.close()
     assert proc.wait(15) == 0
 
 
 def test_legacy_code_page_streams_unicode_and_logs_it_as_utf8(tmp_path):
     gw = GatewayProcess(["--port", "0"], tmp=tmp_path, env={"PYTHONIOENCODING": "cp936"})
-    assert stream_echo(gw.url) == TEXT
+    assert stream_echo(gw.url, TEXT) == TEXT
     gw.proc.stdin.write(f"hello {TEXT}\n".encode())  # an unknown command: echoed in a warning
     gw.proc.stdin.flush()
     gw.close_stdin()

@@ -21,8 +21,9 @@ from tests.tauri_schema import load_tauri_schema, schema_errors
 
 APP = ROOT / "tauri" / "example-app"
 TAURI = APP / "src-tauri"
-CONF = json.loads((TAURI / "tauri.conf.json").read_text())
-CAPABILITIES = {p.stem: json.loads(p.read_text()) for p in sorted((TAURI / "capabilities").glob("*.json"))}
+CONF = json.loads((TAURI / "tauri.conf.json").read_text(encoding="utf-8"))
+CAPABILITIES = {p.stem: json.loads(p.read_text(encoding="utf-8"))
+                for p in sorted((TAURI / "capabilities").glob("*.json"))}
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +83,13 @@ def test_names_agree_across_the_example():
     [external] = CONF["bundle"]["externalBin"]
     name = external.removeprefix("binaries/")
     assert name != "ai-gateway", "deb/rpm install the sidecar in /usr/bin: name it after the app"
-    gateway_rs = (TAURI / "src" / "gateway.rs").read_text()
+    gateway_rs = (TAURI / "src" / "gateway.rs").read_text(encoding="utf-8")
     assert f'const SIDECAR: &str = "{name}";' in gateway_rs
     entry = CAPABILITIES["sidecar-from-js"]["permissions"][0]["allow"][0]
     assert entry["name"] == external and entry["sidecar"] is True
     args = ", ".join(f"'{a}'" for a in entry["args"])
-    assert f"Command.sidecar('{external}', [{args}]" in (APP / "src" / "sidecar-from-js.js").read_text()
-    assert f"\\{name}.exe'" in (TAURI / "windows" / "hooks.nsh").read_text()
+    assert f"Command.sidecar('{external}', [{args}]" in (APP / "src" / "sidecar-from-js.js").read_text(encoding="utf-8")
+    assert f"\\{name}.exe'" in (TAURI / "windows" / "hooks.nsh").read_text(encoding="utf-8")
     # only the Rust route is enabled; every enabled capability exists and names real windows
     assert CONF["app"]["security"]["capabilities"] == ["main"]
     labels = {w["label"] for w in CONF["app"]["windows"]}
@@ -103,7 +104,7 @@ def test_names_agree_across_the_example():
 
 
 def test_nsis_hooks_pop_what_nsexec_pushes():
-    hooks = (TAURI / "windows" / "hooks.nsh").read_text()
+    hooks = (TAURI / "windows" / "hooks.nsh").read_text(encoding="utf-8")
     assert {"NSIS_HOOK_PREINSTALL", "NSIS_HOOK_PREUNINSTALL"} <= set(re.findall(r"!macro (\w+)", hooks))
     assert hooks.count("nsExec::") == hooks.count("Pop $0")
     assert "taskkill /IM" not in hooks  # would end other apps' gateways too

@@ -22,7 +22,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from loguru import logger
@@ -34,11 +34,15 @@ from ..errors import UpstreamProtocolError, UpstreamStatusError, UpstreamUnreach
 from ..wire import Chunk, Completion
 from .base import Provider
 
+if TYPE_CHECKING:
+    from .winjob import Job
+
 READ_SIZE = 64 * 1024
 LINE_LIMIT = 4 * 1024 * 1024
 #: a non-streamed answer longer than this is refused rather than held in memory
 MAX_COMPLETE_CHARS = 16 * 1024 * 1024
 CREATE_NO_WINDOW = 0x08000000
+CREATE_SUSPENDED = 0x00000004
 
 
 class RunState(enum.Enum):
@@ -58,6 +62,7 @@ class ProgramRun:
         self.stderr: asyncio.StreamReader = process.stderr
         self.state = RunState.RUNNING
         self.stderr_tail: deque[str] = deque(maxlen=5)
+        self.job: Job | None = None  # Windows: the job holding its process tree
         self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(), name="process-stderr")
 
     @classmethod
@@ -65,8 +70,9 @@ class ProgramRun:
                     env: dict[str, str] | None = None) -> ProgramRun:
         options: dict[str, Any] = {"env": env}
         if sys.platform == "win32":
-            # no console window flashes, and the group lets taskkill end the whole tree
-            options["creationflags"] = CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP
+            # no console window flashes; suspended until it is in its job (winjob.py); the
+            # group lets taskkill end the tree should no job hold it
+            options["creationflags"] = CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP | CREATE_SUSPENDED
         else:
             options["start_new_session"] = True  # its own process group: killpg ends the tree
         try:
@@ -78,6 +84,8 @@ class ProgramRun:
             raise UpstreamUnreachable(f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}",
                                       retryable=False) from None
         run = cls(provider, process)
+        if sys.platform == "win32":
+            await run._contain()
         stdin = process.stdin
         assert stdin is not None  # asked for with PIPE
         try:
@@ -90,6 +98,16 @@ class ProgramRun:
             await run.kill()
             raise
         return run
+
+    async def _contain(self) -> None:
+        from .winjob import Job
+
+        try:
+            self.job = Job.contain(self.process.pid)
+        except OSError as exc:  # never resumed: it must not linger suspended
+            await self.kill()
+            raise UpstreamUnreachable(f"provider '{self.provider}' cannot run its program: {exc}",
+                                      retryable=False) from None
 
     async def _drain_stderr(self) -> None:
         stream = self.stderr
@@ -130,7 +148,9 @@ class ProgramRun:
         if self.state is RunState.RUNNING and self.process.returncode is None:
             self.state = RunState.KILLED
             pid = self.process.pid
-            if sys.platform == "win32":
+            if self.job is not None:
+                self.job.terminate()
+            elif sys.platform == "win32":
                 with contextlib.suppress(OSError):
                     killer = await asyncio.create_subprocess_exec(
                         "taskkill", "/T", "/F", "/PID", str(pid), stdout=asyncio.subprocess.DEVNULL,
@@ -148,6 +168,8 @@ class ProgramRun:
             if sys.platform != "win32":
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.process.pid, signal.SIGKILL)
+        if self.job is not None:
+            self.job.close()  # what the program left running in its job ends with it
         self._stderr_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._stderr_task

@@ -6,7 +6,9 @@
   signal) can still write its stack; renamed to a crash file by the next run if used.
 - `run.marker`: written at start, removed at every orderly exit. Found by the next run,
   it means the last one died without a word (SIGKILL, TerminateProcess, native crash).
-- `last-exit.json`: code, reason, time, crash file of the last orderly exit.
+- `last-exit.json`: code, reason, time, crash file of the last orderly exit, and
+  `bootloader_killed` when a onefile build's bootloader was killed under it (the gateway
+  then stops cleanly, but nobody asked it to: the next run reports it).
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class CrashRecorder:
             last = orjson.loads(self.last_exit.read_bytes())
         except (OSError, orjson.JSONDecodeError):
             return None
-        if not isinstance(last, dict) or last.get("code") == 0:
+        if not isinstance(last, dict) or (last.get("code") == 0 and not last.get("bootloader_killed")):
             return None
         return last
 
@@ -91,10 +93,10 @@ class CrashRecorder:
         os.replace(native, target)
         return target
 
-    def end(self, code: int, reason: str) -> None:
+    def end(self, code: int, reason: str, **extra: Any) -> None:
         """An orderly exit: say why, and drop the marker."""
         data = {"code": code, "reason": reason, "time": _now(), "pid": os.getpid(),
-                "crash_file": str(self.crash_file) if self.crash_file else None}
+                "crash_file": str(self.crash_file) if self.crash_file else None, **extra}
         try:
             _write_atomic(self.last_exit, orjson.dumps(data))
             self.marker.unlink(missing_ok=True)

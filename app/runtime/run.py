@@ -111,6 +111,7 @@ class Sidecar:
         self.crash: CrashRecorder | None = None
         self.previous_exit: dict[str, Any] | None = None
         self.config_path: Path | None = None
+        self.bootloader_killed = False  # our onefile bootloader died under us
         self._background: set[asyncio.Task] = set()
 
     # -- before the event loop -------------------------------------------------------------
@@ -145,7 +146,9 @@ class Sidecar:
         finally:
             sock.close()
         logger.info("stopped ({})", reason)
-        self._end(ExitCode.OK, reason)
+        # the app did not ask for this stop: the next run's previous_exit says so
+        extra = {"bootloader_killed": True} if reason == "parent-exit" and self.bootloader_killed else {}
+        self._end(ExitCode.OK, reason, **extra)
         return ExitCode.OK
 
     def _open_logs(self) -> None:
@@ -174,9 +177,9 @@ class Sidecar:
         self._end(code, reason)
         return code
 
-    def _end(self, code: ExitCode, reason: str) -> None:
+    def _end(self, code: ExitCode, reason: str, **extra: Any) -> None:
         if self.crash is not None:
-            self.crash.end(code, reason)
+            self.crash.end(code, reason, **extra)
         self.logs.close()
 
     # -- on the event loop -----------------------------------------------------------------
@@ -261,18 +264,24 @@ class Sidecar:
             watch_parent(self.options.parent_pid, stopper.request)
         bootloader = onefile_bootloader_pid()
         if bootloader is not None and bootloader != self.options.parent_pid:
-            watch_parent(bootloader, stopper.request)
+            def bootloader_gone(reason: str) -> None:
+                self.bootloader_killed = True  # it lives as long as we do, unless killed
+                stopper.request(reason)
+
+            watch_parent(bootloader, bootloader_gone)
 
 
 def _loop_runner() -> asyncio.Runner:
-    if sys.platform != "win32":
-        try:
-            import uvloop
+    if sys.platform == "win32":
+        from .winloop import new_event_loop  # keeps accepting after a client resets
 
-            return asyncio.Runner(loop_factory=uvloop.new_event_loop)
-        except ImportError:
-            pass
-    return asyncio.Runner()
+        return asyncio.Runner(loop_factory=new_event_loop)
+    try:
+        import uvloop
+
+        return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    except ImportError:
+        return asyncio.Runner()
 
 
 #: server settings that take effect only at start: the socket, and what Sanic reads once

@@ -34,6 +34,7 @@ class RequestRecord:
     completion_tokens: int | None = None
     attempts: int = 0
     disconnected: bool = False
+    answered: bool = False  # the closing event went out: a client leaving after it did not disconnect
     error: str | None = None
     logged: bool = False
 

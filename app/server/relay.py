@@ -102,6 +102,7 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
         heartbeat.start()
         ending = await _pump(stream, response, record, heartbeat, redact, writer)
         await response.send(ending)
+        record.answered = True
         await response.eof()
     except asyncio.CancelledError:
         if stopping() and response is not None:  # not the client leaving: tell it why the answer ends

@@ -17,6 +17,7 @@ from .. import wire
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
 from ..text import header_value
 from .bodies import check_chat_request, check_embeddings_request, parse_json_object
+from .procstats import process_stats
 from .relay import relay_stream
 from .state import Gateway
 
@@ -48,7 +49,7 @@ def accounted(gateway: Gateway, handler: Handler) -> Handler:
             # Sanic cancels the handler when the client leaves; a stop cancels it too
             if gateway.stopping:
                 record.error = record.error or "cancelled by the gateway's stop"
-            else:
+            elif not record.answered:
                 record.disconnected = True
             raise
         except GatewayError as exc:
@@ -184,20 +185,6 @@ async def reload_report(gateway: Gateway) -> dict[str, Any]:
     except ConfigError as exc:
         raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
                              code="invalid_config") from None
-
-
-def process_stats() -> dict[str, float | int | None]:
-    """Open descriptors and resident memory, where the OS tells them cheaply (Linux)."""
-    fds = rss = None
-    try:
-        fds = len(os.listdir("/proc/self/fd"))
-        with open("/proc/self/statm") as f:
-            rss = round(int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
-    except OSError:
-        pass
-    return {"open_fds": fds, "rss_mb": rss}
-
-
 async def read_body(request: Request) -> bytes:
     """The whole body, within the request deadline (see GatewayRequest)."""
     await request.receive_body()

@@ -2,8 +2,9 @@
 
     python -m tests.helpers.crashing_gateway KIND LOG_DIR
 
-KIND: main (the serve loop raises), thread (a thread raises), task (an orphaned asyncio
-task raises), segfault (a native crash through ctypes).
+KIND: main (the serve loop raises), thread (a thread raises), unicode (a thread raises
+with CJK and emoji in its message), task (an orphaned asyncio task raises), segfault (a
+native crash through ctypes).
 """
 
 import asyncio
@@ -30,6 +31,11 @@ elif kind == "thread":
         raise ValueError("injected failure in a thread")
 
     threading.Timer(0.5, boom).start()
+elif kind == "unicode":
+    def boom_unicode():
+        raise ValueError("injected failure 你好 世界 😀 Ünïcödé ✓")
+
+    threading.Timer(0.5, boom_unicode).start()
 elif kind == "task":
     original_install = run.install_signal_handlers
 

@@ -85,6 +85,12 @@ elif model == "flood":
 elif model == "hang":
     pid_file()
     time.sleep(3600)
+elif model == "console":  # Windows: the console it was given (CREATE_NO_WINDOW: one, without a window)
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32
+    out.write(json.dumps({"console_cp": kernel32.GetConsoleCP(),
+                          "console_window": kernel32.GetConsoleWindow() or 0}).encode())
 elif model == "silent-exit":
     pass
 else:

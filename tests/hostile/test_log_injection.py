@@ -70,7 +70,9 @@ attempts = 1
                                json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
                 assert reply.status_code == 502, reply.text
 
-        failing(200)  # warm up: pools, caches, allocator arenas
+        # warm up: pools, caches, allocator arenas, and the cooldown bookkeeping filled to its
+        # bound (1,024); Windows' working set settles only after about 1,500 requests
+        failing(1500)
         rss_before = c.get(gw.url + "/admin/stats").json()["rss_mb"]
         failing(1500)
         stats = c.get(gw.url + "/admin/stats").json()
