@@ -1,8 +1,10 @@
-"""Server-sent events as the OpenAI SDKs read them.
+"""Server-sent events as the OpenAI SDKs read them: encoding, and a scanner for upstream streams.
 
-Only encoding lives here: upstream streams are parsed with httpx-sse in the providers,
-which splits lines on CR, LF and CRLF only, as the SSE spec says (a parser on
-`aiter_lines()` would also split on U+2028, which JSON strings may hold raw).
+The scanner passes an OpenAI-compatible upstream's events through as the bytes they came
+in, and decodes only the few that matter to the gateway: `[DONE]`, an in-band error, the
+usage chunk, and anything not framed the plain way (`data: {...}` on one line). Lines are
+split on CR, LF and CRLF only, as the SSE spec says (a parser on `aiter_lines()` would also
+split on U+2028, which JSON strings may hold raw).
 """
 
 from __future__ import annotations
@@ -21,7 +23,189 @@ HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
+#: no single event may hold more than this (an upstream that never ends an event)
+MAX_EVENT = 64 * 2**20
+
 
 def event(payload: Any) -> bytes:
     """One `data:` event holding one line of JSON (orjson never writes a raw newline)."""
     return b"data: " + orjson.dumps(payload) + b"\n\n"
+
+
+class Framed:
+    """Complete events, framed for the client's socket as they are: a stream item that the
+    relay writes without encoding it. `usage` is the usage object one of them carried."""
+
+    __slots__ = ("data", "usage")
+
+    def __init__(self, data: bytes, usage: dict[str, Any] | None = None):
+        self.data = data
+        self.usage = usage
+
+
+def chunks_of(framed: Framed) -> list[dict[str, Any]]:
+    """The chunks in framed events (each `data: <json>\n\n`, as the scanner leaves them),
+    for a writer that translates chunks into another dialect."""
+    return [orjson.loads(e[6:]) for e in framed.data.split(b"\n\n") if e.startswith(b"data: ")]
+
+
+#: what a provider's stream yields: a chunk to encode, or events already framed
+StreamItem = dict[str, Any] | Framed
+
+
+class EventScanner:
+    """Splits an upstream's SSE bytes into events and hands back the ones to forward, as bytes.
+
+    `feed()` takes each read as it comes (events split anywhere, CR, LF or CRLF line ends)
+    and returns the complete events worth forwarding, framed `data: <json>\\n\\n`. It stops
+    at the first event that ends the stream and says why in `ended`:
+      "done"      `data: [DONE]`: the upstream finished
+      "error"     an in-band error (an `error` event, or a JSON object with a truthy
+                  `error`); `error` holds (event name, decoded object)
+      "malformed" an event that is not a JSON object, or one too large; `problem` says which
+    The events before the one that ended it are still returned: they reached the gateway
+    first, so the client sees them first. Comments (`: ping`), `id:` and `retry:` lines are
+    the upstream's business and are dropped; the gateway sends its own heartbeats.
+
+    Cost: a plain event costs a few substring searches over its bytes; a run of them goes
+    out as one slice of the read. Only events holding `"error"`, a non-null `"usage"`, or
+    other framing are decoded."""
+
+    def __init__(self, max_event: int = MAX_EVENT):
+        self.max_event = max_event
+        self.ended: str | None = None
+        self.error: tuple[str, dict[str, Any]] | None = None
+        self.problem = ""
+        #: the last usage object seen (OpenAI sends it in one chunk near the end)
+        self.usage: dict[str, Any] | None = None
+        self._pending: list[bytes] = []  # an event not complete yet, in pieces
+        self._pending_size = 0
+        self._cr = False  # the last read ended with CR: a LF first in the next belongs to it
+        self._started = False
+
+    def feed(self, data: bytes) -> bytes:
+        if self.ended is not None or not data:
+            return b""
+        if not self._started:
+            self._started = True
+            if data.startswith(b"\xef\xbb\xbf"):  # a byte order mark may open the stream
+                data = data[3:]
+        if self._cr:
+            self._cr = False
+            if data.startswith(b"\n"):
+                data = data[1:]
+        if data.endswith(b"\r"):
+            self._cr = True
+            data = data[:-1] + b"\n"
+        if b"\r" in data:  # rare: normalise every line end to LF
+            data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if self._pending:
+            tail = self._pending[-1]
+            if b"\n\n" not in data and not (tail.endswith(b"\n") and data.startswith(b"\n")):
+                return self._keep(data)  # still inside the same event: search only what is new
+            buf = b"".join(self._pending) + data
+            self._pending, self._pending_size = [], 0
+        else:
+            buf = data
+        end = buf.rfind(b"\n\n")
+        if end < 0:
+            return self._keep(buf)
+        out = self._events(buf, end + 2)
+        if self.ended is None and end + 2 < len(buf):
+            self._keep(buf[end + 2:])
+        return out
+
+    def _keep(self, piece: bytes) -> bytes:
+        if piece:
+            self._pending.append(piece)
+            self._pending_size += len(piece)
+            if self._pending_size > self.max_event:
+                self._end_malformed(f"an event larger than {self.max_event // 2**20} MB")
+                self._pending, self._pending_size = [], 0
+        return b""
+
+    def _events(self, buf: bytes, stop: int) -> bytes:
+        """The events to forward out of buf[:stop], which ends at an event boundary."""
+        parts: list[bytes] = []
+        run = start = 0  # buf[run:start] are plain events, forwarded as one slice
+        while start < stop:
+            end = buf.find(b"\n\n", start, stop)
+            if (buf.startswith(b"data: {", start) and buf[end - 1] == 0x7D  # "}"
+                    and buf.find(b"\n", start, end) < 0
+                    and buf.find(b'"error"', start, end) < 0 and not self._usage_in(buf, start, end)):
+                start = end + 2
+                continue
+            # anything else: flush the plain run, then look at this event closely
+            if run < start:
+                parts.append(buf[run:start])
+            framed = self._decode(buf[start:end])
+            if framed:
+                parts.append(framed)
+            start = run = end + 2
+            if self.ended is not None:
+                break
+        if run < start:
+            parts.append(buf[run:start])
+        out = parts[0] if len(parts) == 1 else b"".join(parts)
+        if not out.isascii():
+            try:
+                out.decode()
+            except UnicodeDecodeError:  # as a text decoder would: U+FFFD for each bad sequence
+                out = out.decode("utf-8", "replace").encode()
+        return out
+
+    def _usage_in(self, buf: bytes, start: int, end: int) -> bool:
+        """True if the event has a `"usage"` whose value is not null (OpenAI sends
+        `"usage":null` in every chunk when usage was asked for)."""
+        at = buf.find(b'"usage"', start, end)
+        if at < 0:
+            return False
+        return not buf[at + 7:at + 16].lstrip(b" \t:").startswith(b"null")
+
+    def _decode(self, raw: bytes) -> bytes:
+        """One event the plain path did not take: parse its fields and decide."""
+        name, payload = _fields(raw)
+        if payload is None or not payload:
+            return b""  # a comment, or fields with no data: nothing for the client
+        if payload == b"[DONE]":
+            self.ended = "done"
+            return b""
+        try:
+            obj = orjson.loads(payload.decode("utf-8", "replace"))
+        except orjson.JSONDecodeError:
+            self._end_malformed("a malformed stream event")
+            return b""
+        if not isinstance(obj, dict):
+            self._end_malformed("a stream event that is not an object")
+            return b""
+        if name == b"error" or obj.get("error"):
+            self.ended = "error"
+            self.error = (name.decode("utf-8", "replace"), obj)
+            return b""
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        if raw.startswith(b"data: {") and raw.endswith(b"}") and b"\n" not in raw:
+            return raw + b"\n\n"  # plain after all (it held "error" or "usage" in passing)
+        return event(obj)  # re-framed on one line
+
+    def _end_malformed(self, problem: str) -> None:
+        self.ended = "malformed"
+        self.problem = problem
+
+
+def _fields(raw: bytes) -> tuple[bytes, bytes | None]:
+    """An event's name and its data lines joined by LF (None: no data line at all)."""
+    name = b""
+    data: list[bytes] = []
+    for line in raw.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue
+        field, colon, value = line.partition(b":")
+        if colon and value.startswith(b" "):
+            value = value[1:]
+        if field == b"data":
+            data.append(value)
+        elif field == b"event":
+            name = value
+    return name, b"\n".join(data) if data else None

@@ -24,6 +24,7 @@ from ..errors import (
     UpstreamUnreachable,
     is_retryable_status,
 )
+from ..sse import StreamItem
 from ..wire import Chunk, Completion
 
 
@@ -39,8 +40,9 @@ class Provider(ABC):
         """A non-streamed chat completion, in the OpenAI shape."""
 
     @abstractmethod
-    def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
-        """Chat completion chunks in the OpenAI shape; raises if the stream breaks off."""
+    def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[StreamItem, None]:
+        """Chat completion chunks in the OpenAI shape (as dicts, or as the upstream's own
+        SSE bytes, `sse.Framed`); raises if the stream breaks off."""
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model",

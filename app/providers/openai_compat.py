@@ -6,7 +6,7 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
 import httpx
@@ -15,6 +15,7 @@ import orjson
 from ..config import ProviderSettings
 from ..dialects.base import NativeEvent
 from ..errors import UpstreamProtocolError, UpstreamStatusError
+from ..sse import EventScanner, Framed, StreamItem
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
 from .http import iter_events, open_stream, post_json
@@ -62,13 +63,14 @@ class OpenAICompatProvider(Provider):
         return await post_json(self.client, self.url("/embeddings", model), orjson.dumps(out),
                                self.headers, self.name)
 
-    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
+    async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[StreamItem, None]:
         request = self.client.build_request(
             "POST", self.url("/chat/completions", model),
             content=self.request_body(body, model, stream=True), headers=self.headers,
         )
         async with open_stream(self.client, request, self.name) as response:
-            if response.headers.get("content-type", "").startswith("application/json"):
+            content_type = response.headers.get("content-type", "")
+            if content_type.startswith("application/json"):
                 # some servers ignore `stream` and answer at once; replay it as chunks
                 with translate_http_errors(self.name):
                     content = await response.aread()
@@ -77,12 +79,12 @@ class OpenAICompatProvider(Provider):
                 for chunk in completion_as_chunks(decode_json_body(self.name, content), include_usage):
                     yield chunk
                 return
-            async for event, chunk in iter_events(response, self.name):
-                if chunk is None:  # [DONE]: the only normal end
-                    return
-                check_in_band_error(self.name, event, chunk)
-                yield chunk
-        raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before [DONE]")
+            if "text/event-stream" not in content_type:
+                raise UpstreamProtocolError(f"upstream '{self.name}' did not answer with a stream: "
+                                            f"content type {content_type or 'missing'}")
+            async for framed in passthrough(response.aiter_bytes(), self.name):
+                yield framed
+
 
     # -- the Responses API, passed through when the upstream serves it -------------------
     def speaks(self, dialect: str) -> bool:
@@ -114,6 +116,28 @@ class OpenAICompatProvider(Provider):
                     return
         raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before response.completed")
 
+
+async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncIterator[Framed]:
+    """The upstream's events as it framed them, a read at a time: the chunks are not decoded
+    (the model id in them stays the upstream's, as it always was). Ends normally only at
+    `[DONE]`; an in-band error, a malformed event or an early end raise, after the events
+    that came before them."""
+    scanner = EventScanner()
+    with translate_http_errors(provider):
+        async for piece in pieces:
+            out = scanner.feed(piece)
+            if out:
+                usage, scanner.usage = scanner.usage, None
+                yield Framed(out, usage)
+            if scanner.ended is not None:
+                break
+    if scanner.ended == "done":
+        return
+    if scanner.error is not None:
+        check_in_band_error(provider, *scanner.error)
+    if scanner.ended == "malformed":
+        raise UpstreamProtocolError(f"upstream '{provider}' sent {scanner.problem}")
+    raise UpstreamProtocolError(f"upstream '{provider}' ended the stream before [DONE]")
 
 def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
     """OpenAI-compatible servers report a failure mid-stream as an event with `error`."""

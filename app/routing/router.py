@@ -20,7 +20,7 @@ from ..aio import finish
 from ..config import Timeouts
 from ..errors import InvalidRequest, UpstreamError, UpstreamStatusError, UpstreamTimeout
 from ..providers.base import Provider
-from ..wire import Chunk
+from ..sse import StreamItem
 from .policy import Cooldowns, RetryPolicy
 from .table import RoutingTable, Target
 
@@ -52,19 +52,19 @@ class Deadline:
 class OpenStream:
     """An upstream stream whose first chunk has arrived. Iterate it once; always `aclose()`."""
 
-    def __init__(self, target: Target, first: Chunk, rest: AsyncGenerator[Chunk, None], idle: float,
+    def __init__(self, target: Target, first: StreamItem, rest: AsyncGenerator[StreamItem, None], idle: float,
                  deadline: Deadline, attempts: int):
         self.target = target
         self.attempts = attempts
-        self._first: Chunk | None = first
+        self._first: StreamItem | None = first
         self._rest = rest
         self._idle = idle
         self._deadline = deadline
 
-    def __aiter__(self) -> AsyncIterator[Chunk]:
+    def __aiter__(self) -> AsyncIterator[StreamItem]:
         return self._chunks()
 
-    async def _chunks(self) -> AsyncIterator[Chunk]:
+    async def _chunks(self) -> AsyncIterator[StreamItem]:
         if self._first is not None:
             first, self._first = self._first, None
             yield first
@@ -131,13 +131,13 @@ class Router:
 
     async def open_stream(
         self, body: dict[str, Any], observe: Observer | None = None, *,
-        open_: Callable[[Provider, str], AsyncGenerator[Chunk, None]] | None = None,
+        open_: Callable[[Provider, str], AsyncGenerator[StreamItem, None]] | None = None,
     ) -> OpenStream:
         """The first target's stream that yields a chunk; `open_(provider, upstream_model)`
         replaces `provider.stream(body, ...)` for other dialects."""
         deadline = Deadline(self.timeouts.total)
 
-        async def attempt(provider: Provider, target: Target) -> tuple[Chunk, AsyncGenerator[Chunk, None]]:
+        async def attempt(provider: Provider, target: Target) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
             chunks = open_(provider, target.model) if open_ else provider.stream(body, target.model)
             try:
                 async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):

@@ -19,6 +19,7 @@ from ..dialects.base import StreamWriter
 from ..errors import GatewayError, InvalidRequest
 from ..providers.base import Provider
 from ..routing.router import Served
+from ..sse import StreamItem
 from ..wire import Chunk, error_body
 from .bodies import check_model, parse_json_object
 from .relay import relay_stream
@@ -87,7 +88,7 @@ class DialectRoutes:
         if body.get("stream"):
             record.stream = True
 
-            def open_(provider: Provider, model: str) -> AsyncGenerator[Chunk, None]:
+            def open_(provider: Provider, model: str) -> AsyncGenerator[StreamItem, None]:
                 translation.native = provider.speaks(dialect)
                 if translation.native:
                     return provider.native_stream(dialect, body, model, headers)

@@ -119,12 +119,10 @@ async def _pump(stream: OpenStream, response: HTTPResponse, record: RequestRecor
                 redact: Callable[[str], str], writer: StreamWriter) -> bytes:
     """Relays the chunks; returns the closing events: the writer's end, or the error that ended it."""
     try:
-        async for chunk in stream:
+        async for item in stream:
             if record.first_byte_ms is None:
                 record.mark_first_byte()
-            if "usage" in chunk:
-                record.observe_usage(chunk["usage"])
-            data = writer.write(chunk)
+            data = _write(writer, item, record)
             if data:
                 await response.send(data)
                 heartbeat.wrote()
@@ -138,3 +136,16 @@ async def _pump(stream: OpenStream, response: HTTPResponse, record: RequestRecor
     finally:
         await heartbeat.stop()  # no ping may follow the closing event
     return writer.finish()
+
+
+def _write(writer: StreamWriter, item: sse.StreamItem, record: RequestRecord) -> bytes:
+    """The client's bytes for one stream item; notes the usage it carries."""
+    if isinstance(item, sse.Framed):
+        if item.usage is not None:
+            record.observe_usage(item.usage)
+        if isinstance(writer, ChatWriter):
+            return item.data  # the upstream's chat events, passed through as they came
+        return b"".join(writer.write(chunk) for chunk in sse.chunks_of(item))  # another dialect
+    if "usage" in item:
+        record.observe_usage(item["usage"])
+    return writer.write(item)
