@@ -94,10 +94,8 @@ class EventScanner:
             self._cr = False
             if data.startswith(b"\n"):
                 data = data[1:]
-        if data.endswith(b"\r"):
-            self._cr = True
-            data = data[:-1] + b"\n"
         if b"\r" in data:  # rare: normalise every line end to LF
+            self._cr = data.endswith(b"\r")
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._pending:
             tail = self._pending[-1]
@@ -130,6 +128,8 @@ class EventScanner:
         run = start = 0  # buf[run:start] are plain events, forwarded as one slice
         while start < stop:
             end = buf.find(b"\n\n", start, stop)
+            if end < 0:
+                break  # only a stray line end is left before `stop`
             if (buf.startswith(b"data: {", start) and buf[end - 1] == 0x7D  # "}"
                     and buf.find(b"\n", start, end) < 0
                     and buf.find(b'"error"', start, end) < 0 and not self._usage_in(buf, start, end)):
