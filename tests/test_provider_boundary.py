@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import orjson
 import pytest
 
 from app.config import ProviderSettings
@@ -21,6 +22,7 @@ from app.errors import (
 from app.providers.base import translate_http_errors
 from app.providers.http import iter_events, open_stream
 from app.providers.openai_compat import OpenAICompatProvider
+from app.sse import Framed
 
 REQUEST = httpx.Request("POST", "http://up.test/v1/chat/completions")
 
@@ -56,8 +58,11 @@ def provider(handler) -> OpenAICompatProvider:
 def stream_of(handler, body: dict | None = None) -> list:
     async def run() -> list:
         chunks = []
-        async for chunk in provider(handler).stream(body or {"messages": []}, "m"):
-            chunks.append(chunk)
+        async for item in provider(handler).stream(body or {"messages": []}, "m"):
+            if isinstance(item, Framed):  # the upstream's events as bytes, as the client gets them
+                chunks.extend(orjson.loads(e.removeprefix(b"data: ")) for e in item.data.split(b"\n\n")[:-1])
+            else:
+                chunks.append(item)
         return chunks
 
     return asyncio.run(run())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from httpx_sse import EventSource, SSEError
 from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
+from .aio_transport import AiohttpPool
 from .base import decode_json_body, error_from_response, translate_http_errors
 
 # Local upstreams (Ollama, LM Studio, a test server) must never go through a system proxy:
@@ -25,62 +25,10 @@ _DIRECT = {
 }
 
 
-POOL_SHARDS = 8
-
-
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Spreads requests over a few connection pools, in turn.
-
-    httpcore's pool does work per request that grows with the square of its connections
-    (it re-scans them all, idle ones with a syscall each): under 64 concurrent short
-    requests that more than doubled the gateway's CPU per request. N pools of 1/N the size
-    do about 1/N of that work in total, and keep-alive reuse is unchanged (bench/bench.py:
-    16 connections went from 839 to 1,658 req/s with eight pools)."""
-
-    def __init__(self, shards: int, limits: httpx.Limits):
-        self.max_connections = limits.max_connections or 256
-        per_pool = httpx.Limits(
-            max_connections=max(1, (limits.max_connections or 256) // shards),
-            max_keepalive_connections=max(1, (limits.max_keepalive_connections or 64) // shards),
-            keepalive_expiry=limits.keepalive_expiry,
-        )
-        # one TLS context for all: each holds its own copy of the CA bundle (about 0.7 MB)
-        tls = httpx.create_ssl_context(trust_env=True)
-        self._pools = [httpx.AsyncHTTPTransport(verify=tls, limits=per_pool) for _ in range(shards)]
-        self._turn = itertools.cycle(self._pools)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await next(self._turn).handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-    def stats(self) -> dict[str, int]:
-        """Connections in use, idle and free, and requests waiting for one, over all pools.
-
-        What a leak looks like from inside: a connection stays active with nobody reading
-        it, and once every one is, requests only wait. httpcore exposes its connections;
-        the queue is read from the pool's request list (read only, never written)."""
-        active = idle = waiting = 0
-        for transport in self._pools:
-            pool = getattr(transport, "_pool", None)
-            for connection in getattr(pool, "connections", ()):
-                if connection.is_closed():
-                    continue
-                if connection.is_idle():
-                    idle += 1
-                else:
-                    active += 1
-            waiting += sum(1 for r in getattr(pool, "_requests", ()) if r.is_queued())
-        return {"limit": self.max_connections, "active": active, "idle": idle,
-                "free": max(0, self.max_connections - active), "waiting": waiting}
-
-
 def pool_stats(client: httpx.AsyncClient) -> dict[str, int]:
     """The shared client's pool state, for /health and /admin/stats."""
     transport = getattr(client, "_transport", None)  # the one new_client() gave it
-    if isinstance(transport, ShardedTransport):
+    if isinstance(transport, AiohttpPool):
         return transport.stats()
     return {"limit": 0, "active": 0, "idle": 0, "free": 0, "waiting": 0}
 
@@ -94,7 +42,8 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
         # pooled connection are part of the wait for the first byte, which the router bounds
         timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),
         limits=limits,
-        transport=ShardedTransport(POOL_SHARDS, limits),
+        # aiohttp's C parser and pool behind httpx's API: see aio_transport.py
+        transport=AiohttpPool(limits, httpx.create_ssl_context(trust_env=True)),
         follow_redirects=False,
         trust_env=True,  # system proxies apply to remote upstreams (their own transports)
         mounts=_DIRECT,

@@ -1,0 +1,108 @@
+"""httpx's API over aiohttp's C HTTP parser and connection pool (the `httpx-aiohttp` transport).
+
+httpx's default transport parses HTTP/1.1 in pure Python (h11) and runs its pool through
+anyio: under load that was about half of the gateway's CPU per request (bench/profile.py).
+This transport keeps every caller on httpx's API and its exceptions, with two changes to
+the package's own:
+
+- errors are mapped by what happened (refused, reset, peer closed, timed out), not by the
+  package's table, which reports a refused connection or a server that hung up as a
+  connect *timeout* (504 instead of 502 here);
+- `stats()` reads the pool's state for /health and /admin/stats.
+
+A response closed before its end (the client left) closes its connection at once:
+aiohttp returns a connection to the pool only after a complete body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+
+def _mapped(exc: BaseException) -> httpx.HTTPError | None:
+    """The httpx exception for what aiohttp (or the package's wrapper of it) raised."""
+    cause = exc.__cause__ if isinstance(exc, httpx.HTTPError) and exc.__cause__ is not None else exc
+    message = str(cause) or type(cause).__name__
+    if isinstance(cause, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(message)
+    if isinstance(cause, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return httpx.ReadTimeout(message)
+    if isinstance(cause, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(message)
+    if isinstance(cause, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(f"the server closed the connection ({message})")
+    if isinstance(cause, aiohttp.ClientPayloadError):
+        return httpx.RemoteProtocolError(f"incomplete body ({message})")
+    if isinstance(cause, (aiohttp.ClientOSError, aiohttp.ClientConnectionError, ConnectionError)):
+        return httpx.ReadError(message)  # a reset or broken pipe on an open connection
+    if isinstance(cause, aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(f"an invalid HTTP answer ({message})")
+    if isinstance(cause, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(message)
+    if isinstance(cause, aiohttp.ClientError):
+        return httpx.TransportError(message)
+    return exc if isinstance(exc, httpx.HTTPError) else None
+
+
+@contextlib.contextmanager
+def _mapping() -> Iterator[None]:
+    try:
+        yield
+    except (TimeoutError, aiohttp.ClientError, httpx.HTTPError, ConnectionError) as exc:
+        mapped = _mapped(exc)
+        if mapped is None or mapped is exc:
+            raise
+        raise mapped from exc
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body, with errors mapped as above while it is read."""
+
+    def __init__(self, inner: httpx.AsyncByteStream):
+        self._inner = inner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _mapping():
+            async for piece in self._inner:
+                yield piece
+
+    async def aclose(self) -> None:
+        with _mapping():
+            await self._inner.aclose()
+
+
+class AiohttpPool(AiohttpTransport):
+    """The shared client's transport: one aiohttp pool of `limits.max_connections`."""
+
+    def __init__(self, limits: httpx.Limits, verify: ssl.SSLContext):
+        super().__init__(verify=verify, limits=limits, trust_env=True)
+        self.max_connections = limits.max_connections or 256
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with _mapping():
+            response = await super().handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Body(response.stream)
+        return response
+
+    def stats(self) -> dict[str, int]:
+        """Connections in use, idle and free, and requests waiting for one.
+
+        What a leak looks like from inside: a connection stays in use with nobody reading
+        it, and once every one is, requests only wait. Read from the connector's own
+        bookkeeping (read only, never written)."""
+        connector = self.client.connector if isinstance(self.client, aiohttp.ClientSession) else None
+        active = idle = waiting = 0
+        if connector is not None:
+            active = len(getattr(connector, "_acquired", ()))
+            idle = sum(len(c) for c in getattr(connector, "_conns", {}).values())
+            waiting = sum(len(w) for w in getattr(connector, "_waiters", {}).values())
+        return {"limit": self.max_connections, "active": active, "idle": idle,
+                "free": max(0, self.max_connections - active), "waiting": waiting}
