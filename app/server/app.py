@@ -28,6 +28,7 @@ from ..errors import (
 from .accounting import RequestRecord
 from .dialect_routes import error_payload, is_anthropic_path, register_dialect_routes
 from .guard import Guard
+from .lean import GatewaySanic
 from .routes import json_response, register_routes, unknown_route
 from .state import Gateway
 from .status import PAGE_PATH, register_status_routes
@@ -160,7 +161,7 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
 
 
 def create_app(gateway: Gateway) -> Sanic:
-    app = Sanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
+    app = GatewaySanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
     settings = gateway.config.server
     app.config.update({
         "TOUCHUP": False,  # reads source code, which a frozen build lacks
