@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import aiohttp
 import httpx
@@ -106,3 +107,38 @@ class AiohttpPool(AiohttpTransport):
             waiting = sum(len(w) for w in getattr(connector, "_waiters", {}).values())
         return {"limit": self.max_connections, "active": active, "idle": idle,
                 "free": max(0, self.max_connections - active), "waiting": waiting}
+
+
+#: hosts the shared client reaches without a proxy (see http.py's mounts)
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """The shared client, with a short way to loopback upstreams.
+
+    A request to a loopback host (Ollama, LM Studio, vLLM, llama.cpp on this machine) goes
+    straight to the pool: no proxy applies to it, the gateway sends no auth flow and
+    follows no redirects, and it keeps no cookies (an upstream's cookie is not for the
+    next user). That skips httpx's per-request machinery, which cost about as much CPU as
+    the HTTP exchange itself (bench/profile.py). Other hosts take httpx's whole path,
+    proxies included; their network time dwarfs it."""
+
+    def __init__(self, *, transport: AiohttpPool, **kwargs: Any):
+        super().__init__(transport=transport, **kwargs)
+        self.pool = transport
+
+    async def send(self, request: httpx.Request, *, stream: bool = False,
+                   auth: Any = httpx.USE_CLIENT_DEFAULT, follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+                   ) -> httpx.Response:
+        if (request.url.host not in LOOPBACK_HOSTS or self.is_closed or self.auth is not None
+                or auth is not httpx.USE_CLIENT_DEFAULT or follow_redirects not in (httpx.USE_CLIENT_DEFAULT, False)
+                or self.follow_redirects):
+            return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
+        response = await self.pool.handle_async_request(request)
+        if not stream:
+            try:
+                await response.aread()
+            except BaseException:
+                await response.aclose()
+                raise
+        return response

@@ -13,7 +13,7 @@ from httpx_sse import EventSource, SSEError
 from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
-from .aio_transport import AiohttpPool
+from .aio_transport import AiohttpPool, UpstreamClient
 from .base import decode_json_body, error_from_response, translate_http_errors
 
 # Local upstreams (Ollama, LM Studio, a test server) must never go through a system proxy:
@@ -37,7 +37,7 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
     """The shared client; reads are bounded per request by the router's own deadlines."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(64, max_connections),
                           keepalive_expiry=30)
-    return httpx.AsyncClient(
+    return UpstreamClient(
         # only connecting has a limit of its own: sending the request and waiting for a
         # pooled connection are part of the wait for the first byte, which the router bounds
         timeout=httpx.Timeout(connect=timeouts.connect, read=None, write=None, pool=None),

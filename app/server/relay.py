@@ -43,32 +43,49 @@ class Heartbeat:
     """Sends `: ping` whenever the stream has been silent for `interval` seconds.
 
     Each `send()` is a single transport write, so a ping never lands inside an event.
-    """
+    A timer, not a task, watches the silence: a stream that never goes quiet costs one
+    timer, and a task exists only while a ping is being sent."""
 
     def __init__(self, response: HTTPResponse, interval: float):
         self.response = response
         self.interval = interval
         self.last_write = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
+        self._stopped = False
 
     def start(self) -> None:
         if self.interval > 0:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="heartbeat")
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._due)
 
     def wrote(self) -> None:
         self.last_write = time.monotonic()
 
-    async def _run(self) -> None:
+    def _due(self) -> None:
+        self._timer = None
+        if self._stopped:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self.last_write + self.interval - time.monotonic()
+        if wait > 0:
+            self._timer = loop.call_later(wait, self._due)
+        else:
+            self._task = loop.create_task(self._ping(), name="heartbeat")
+
+    async def _ping(self) -> None:
         try:
-            while True:
-                await asyncio.sleep(self.last_write + self.interval - time.monotonic())
-                if time.monotonic() - self.last_write >= self.interval:
-                    await self.response.send(sse.PING)
-                    self.wrote()
+            await self.response.send(sse.PING)
         except (asyncio.CancelledError, Exception):
             return  # the client is gone or the stream ended; the relay sees to the rest
+        self.wrote()
+        if not self._stopped:
+            self._timer = asyncio.get_running_loop().call_later(self.interval, self._due)
 
     async def stop(self) -> None:
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
