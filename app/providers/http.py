@@ -90,7 +90,7 @@ async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[
             raise UpstreamProtocolError(f"upstream '{provider}' did not answer with a stream: {exc}") from None
 
 
-async def post_json(client: httpx.AsyncClient, url: str, content: bytes, headers: dict[str, str],
+async def post_json(client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: dict[str, str],
                     provider: str) -> dict[str, Any]:
     """POST and return the JSON object of a successful answer."""
     with translate_http_errors(provider):

@@ -6,6 +6,7 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -35,9 +36,9 @@ class OpenAICompatProvider(Provider):
     def auth_headers(self) -> dict[str, str]:
         return {"authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
 
-    def url(self, path: str, model: str) -> str:
+    def url(self, path: str, model: str) -> httpx.URL | str:
         """The URL of an operation (`/chat/completions`, `/embeddings`, `/responses`)."""
-        return self.base_url + path
+        return parsed_url(self.base_url + path)
 
     # -- pure request shaping ------------------------------------------------------------
     @staticmethod
@@ -138,6 +139,16 @@ async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncItera
     if scanner.ended == "malformed":
         raise UpstreamProtocolError(f"upstream '{provider}' sent {scanner.problem}")
     raise UpstreamProtocolError(f"upstream '{provider}' ended the stream before [DONE]")
+
+@functools.lru_cache(maxsize=256)
+def parsed_url(url: str) -> httpx.URL | str:
+    """`url` parsed once: httpx parses a URL given as text on every request. One it cannot
+    parse stays text, to fail when used as an unreachable upstream, as before."""
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+
 
 def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
     """OpenAI-compatible servers report a failure mid-stream as an event with `error`."""
