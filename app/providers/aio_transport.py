@@ -2,8 +2,10 @@
 
 httpx's default transport parses HTTP/1.1 in pure Python (h11) and runs its pool through
 anyio: under load that was about half of the gateway's CPU per request (bench/profile.py).
-This transport keeps every caller on httpx's API and its exceptions, with two changes to
-the package's own:
+This transport keeps every caller on httpx's API and its exceptions, with three changes
+to the package's own:
+
+- the URL goes out exactly as httpx built it (aiohttp would re-normalise text);
 
 - errors are mapped by what happened (refused, reset, peer closed, timed out), not by the
   package's table, which reports a refused connection or a server that hung up as a
@@ -24,7 +26,9 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl
 from httpx_aiohttp import AiohttpTransport
+from httpx_aiohttp.transport import AiohttpResponseStream
 
 
 def _mapped(exc: BaseException) -> httpx.HTTPError | None:
@@ -87,11 +91,31 @@ class AiohttpPool(AiohttpTransport):
         self.max_connections = limits.max_connections or 256
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """The package's request, but with the URL sent exactly as httpx built it: given as
+        text, aiohttp would normalise it and decode escapes such as %3A in a path (a model
+        id in Gemini's `/models/<id>:method`), so the upstream would see another path."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        timeout = request.extensions.get("timeout", {})
+        try:
+            data: Any = request.content or None
+        except httpx.RequestNotRead:
+            data = request.stream
+            request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
         with _mapping():
-            response = await super().handle_async_request(request)
-        assert isinstance(response.stream, httpx.AsyncByteStream)
-        response.stream = _Body(response.stream)
-        return response
+            answer = await self.client.request(
+                request.method, yarl.URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(), data=data,
+                allow_redirects=False, auto_decompress=False, compress=None,
+                timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"), sock_read=timeout.get("read"),
+                                              connect=timeout.get("pool")),
+                server_hostname=request.extensions.get("sni_hostname"),
+            )
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if answer.reason:
+            extensions["reason_phrase"] = answer.reason.encode()
+        return httpx.Response(status_code=answer.status, headers=answer.raw_headers,
+                              stream=_Body(AiohttpResponseStream(answer)), request=request, extensions=extensions)
 
     def stats(self) -> dict[str, int]:
         """Connections in use, idle and free, and requests waiting for one.
