@@ -15,7 +15,7 @@ from ..errors import Forbidden, Unauthorized, UnsupportedMediaType
 from ..text import printable
 
 TAURI_ORIGINS = ("tauri://localhost", "http://tauri.localhost", "https://tauri.localhost")
-LOOPBACK_NAMES = ("localhost",)
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})  # the rest: ipaddress
 PREFLIGHT_HEADERS = ("authorization", "content-type", "x-request-id")
 EXPOSED_HEADERS = "x-request-id, x-gateway-target, x-should-retry, retry-after"
 PREFLIGHT_METHODS = "GET, POST, OPTIONS"
