@@ -146,3 +146,23 @@ def test_open_stream_closes_the_response_however_the_block_ends():
 
     asyncio.run(run())
     assert closed == [True]
+
+
+def test_the_shared_client_keeps_no_upstream_cookie():
+    """One client serves every request: a cookie set for one must not reach another."""
+    from app.config import Timeouts
+    from app.providers.http import new_client
+
+    seen: list[str | None] = []
+
+    async def run() -> None:
+        client = new_client(Timeouts())
+        client._transport = httpx.MockTransport(  # a remote upstream that sets a session cookie
+            lambda request: (seen.append(request.headers.get("cookie")),
+                             httpx.Response(200, headers={"set-cookie": "session=user-a; Path=/"}))[1])
+        for _ in range(2):
+            await client.get("https://api.example.test/v1/models")
+        await client.aclose()
+
+    asyncio.run(run())
+    assert seen == [None, None]

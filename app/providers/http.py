@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -48,6 +49,9 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
         trust_env=True,  # system proxies apply to remote upstreams (their own transports)
         mounts=_DIRECT,
         headers={"user-agent": "ai-gateway"},
+        # one client serves every user's requests: a cookie an upstream sets for one must
+        # never ride along on another's
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
 
 
