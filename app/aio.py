@@ -12,7 +12,8 @@ T = TypeVar("T")
 #: in the task that finish() runs, that very task (other tasks it starts inherit the
 #: variable, not the protection: they compare unequal)
 _finishing: contextvars.ContextVar[list[asyncio.Future | None] | None] = contextvars.ContextVar(
-    "finishing", default=None)
+    "finishing", default=None
+)
 
 
 async def finish(cleanup: Awaitable[T]) -> T:

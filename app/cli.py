@@ -49,14 +49,18 @@ def _level(text: str) -> str:
 def serve_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ai-gateway", description="A local, OpenAI-compatible LLM gateway.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    parser.add_argument("--config", help="TOML config file (default: $AI_GATEWAY_CONFIG, then the "
-                        "user config dir's config.toml, then the built-in default)")
+    parser.add_argument(
+        "--config",
+        help="TOML config file (default: $AI_GATEWAY_CONFIG, then the "
+        "user config dir's config.toml, then the built-in default)",
+    )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="port to listen on; 0 picks a free one (default 8765)")
     parser.add_argument("--log-dir", help="directory for gateway.log and crash records")
     parser.add_argument("--parent-pid", type=_pid, help="stop when this process ends")
-    parser.add_argument("--watch-stdin", action="store_true",
-                        help="stop at end of stdin or on a 'shutdown' line; 'reload' reloads")
+    parser.add_argument(
+        "--watch-stdin", action="store_true", help="stop at end of stdin or on a 'shutdown' line; 'reload' reloads"
+    )
     parser.add_argument("--log-level", type=_level, default="INFO", help="trace, debug, info, warning, error")
     return parser
 
@@ -89,20 +93,30 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .runtime.run import ServeOptions, serve
 
-    return serve(ServeOptions(
-        config=options.config, host=options.host, port=options.port, log_dir=options.log_dir,
-        parent_pid=options.parent_pid, watch_stdin=options.watch_stdin, log_level=options.log_level,
-    ))
+    return serve(
+        ServeOptions(
+            config=options.config,
+            host=options.host,
+            port=options.port,
+            log_dir=options.log_dir,
+            parent_pid=options.parent_pid,
+            watch_stdin=options.watch_stdin,
+            log_level=options.log_level,
+        )
+    )
 
 
 def _usage_failure(message: str, command: str) -> int:
     from .runtime.lifecycle import ControlChannel, ExitCode
 
     print(message, file=sys.stderr)
-    print("usage: ai-gateway [serve] [--config PATH] [--host HOST] [--port PORT] [--log-dir DIR]\n"
-          "                  [--parent-pid PID] [--watch-stdin] [--log-level LEVEL]\n"
-          "       ai-gateway check-config [--config PATH]\n"
-          "       ai-gateway --version", file=sys.stderr)
+    print(
+        "usage: ai-gateway [serve] [--config PATH] [--host HOST] [--port PORT] [--log-dir DIR]\n"
+        "                  [--parent-pid PID] [--watch-stdin] [--log-level LEVEL]\n"
+        "       ai-gateway check-config [--config PATH]\n"
+        "       ai-gateway --version",
+        file=sys.stderr,
+    )
     if command == "serve":
         ControlChannel().fatal(ExitCode.USAGE, message)
     return ExitCode.USAGE

@@ -136,23 +136,42 @@ class Config:
 
 
 #: provider headers whose values are settings, not credentials
-PUBLIC_HEADERS = frozenset({
-    "accept", "content-type", "user-agent", "anthropic-version", "anthropic-beta", "openai-beta",
-    "http-referer", "referer", "x-title", "api-version",
-})
+PUBLIC_HEADERS = frozenset(
+    {
+        "accept",
+        "content-type",
+        "user-agent",
+        "anthropic-version",
+        "anthropic-beta",
+        "openai-beta",
+        "http-referer",
+        "referer",
+        "x-title",
+        "api-version",
+    }
+)
 
 
 # Well-known key variables and the OpenAI-compatible (or Anthropic) API each unlocks.
 WELL_KNOWN_PROVIDERS: tuple[tuple[str, str, str, str, tuple[str, ...]], ...] = (
     # env var, provider name, type, base_url, models routed there by bare id
-    ("OPENAI_API_KEY", "openai", "openai", "https://api.openai.com/v1",
-     ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*")),
+    (
+        "OPENAI_API_KEY",
+        "openai",
+        "openai",
+        "https://api.openai.com/v1",
+        ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*", "text-embedding-*"),
+    ),
     ("ANTHROPIC_API_KEY", "anthropic", "anthropic", "https://api.anthropic.com", ("claude-*",)),
     ("DEEPSEEK_API_KEY", "deepseek", "openai", "https://api.deepseek.com/v1", ("deepseek-*",)),
-    ("GEMINI_API_KEY", "gemini", "openai", "https://generativelanguage.googleapis.com/v1beta/openai",
-     ("gemini-*",)),
-    ("MISTRAL_API_KEY", "mistral", "openai", "https://api.mistral.ai/v1",
-     ("mistral-*", "codestral-*", "ministral-*", "magistral-*", "pixtral-*")),
+    ("GEMINI_API_KEY", "gemini", "openai", "https://generativelanguage.googleapis.com/v1beta/openai", ("gemini-*",)),
+    (
+        "MISTRAL_API_KEY",
+        "mistral",
+        "openai",
+        "https://api.mistral.ai/v1",
+        ("mistral-*", "codestral-*", "ministral-*", "magistral-*", "pixtral-*"),
+    ),
     ("GROQ_API_KEY", "groq", "openai", "https://api.groq.com/openai/v1", ()),
     ("XAI_API_KEY", "xai", "openai", "https://api.x.ai/v1", ("grok-*",)),
     ("TOGETHER_API_KEY", "together", "openai", "https://api.together.xyz/v1", ()),
@@ -166,9 +185,15 @@ def default_config(env: Mapping[str, str] | None = None) -> Config:
     providers = [ProviderSettings(name="echo", type="echo", models=("echo",))]
     for var, name, type_, base_url, models in WELL_KNOWN_PROVIDERS:
         if env.get(var):
-            providers.append(ProviderSettings(
-                name=name, type=type_, models=models, base_url=base_url, api_key=env[var],
-            ))
+            providers.append(
+                ProviderSettings(
+                    name=name,
+                    type=type_,
+                    models=models,
+                    base_url=base_url,
+                    api_key=env[var],
+                )
+            )
     return Config(providers=tuple(providers))
 
 
@@ -234,9 +259,7 @@ class _Validator:
                     if key is None:
                         return number
                 continue
-            if key is not None and current == table and re.match(
-                rf"""^["']?{re.escape(key)}["']?\s*=""", stripped
-            ):
+            if key is not None and current == table and re.match(rf"""^["']?{re.escape(key)}["']?\s*=""", stripped):
                 return number
         return header_line  # the key is missing, or written in a form we do not trace
 
@@ -245,8 +268,7 @@ class _Validator:
         return ConfigError(message, key=dotted or None, line=self.line_of(table, key))
 
     # -- typed getters -----------------------------------------------------------------
-    def _get(self, data: dict[str, Any], table: str, key: str, kinds: tuple[type, ...], what: str,
-             default: Any) -> Any:
+    def _get(self, data: dict[str, Any], table: str, key: str, kinds: tuple[type, ...], what: str, default: Any) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -256,24 +278,45 @@ class _Validator:
             raise self.fail(table, key, f"must be {what}, not {type(value).__name__} {value!r}")
         return value
 
-    def number(self, data: dict[str, Any], table: str, key: str, default: float, *, minimum: float = 0.0,
-               positive: bool = False) -> float:
+    def number(
+        self,
+        data: dict[str, Any],
+        table: str,
+        key: str,
+        default: float,
+        *,
+        minimum: float = 0.0,
+        positive: bool = False,
+    ) -> float:
         value = self._get(data, table, key, (int, float), "a number", default)
         if value < minimum or (positive and value <= 0):
             bound = "greater than 0" if positive else f"at least {minimum}"
             raise self.fail(table, key, f"must be {bound}, not {value!r}")
         return float(value)
 
-    def integer(self, data: dict[str, Any], table: str, key: str, default: int, *, minimum: int = 0,
-                maximum: int | None = None) -> int:
+    def integer(
+        self, data: dict[str, Any], table: str, key: str, default: int, *, minimum: int = 0, maximum: int | None = None
+    ) -> int:
         value = self._get(data, table, key, (int,), "an integer", default)
         if value < minimum or (maximum is not None and value > maximum):
-            raise self.fail(table, key, f"must be between {minimum} and {maximum}, not {value}"
-                            if maximum is not None else f"must be at least {minimum}, not {value}")
+            raise self.fail(
+                table,
+                key,
+                f"must be between {minimum} and {maximum}, not {value}"
+                if maximum is not None
+                else f"must be at least {minimum}, not {value}",
+            )
         return value
 
-    def string(self, data: dict[str, Any], table: str, key: str, default: str | None = None, *,
-               choices: tuple[str, ...] | None = None) -> str | None:
+    def string(
+        self,
+        data: dict[str, Any],
+        table: str,
+        key: str,
+        default: str | None = None,
+        *,
+        choices: tuple[str, ...] | None = None,
+    ) -> str | None:
         value = self._get(data, table, key, (str,), "a string", default)
         if choices and value not in choices:
             raise self.fail(table, key, f"must be one of {', '.join(choices)}, not {value!r}")
@@ -323,13 +366,26 @@ class _Validator:
         aliases = self.aliases(self.table(raw, "", "aliases"), providers)
         if not providers:
             raise self.fail("providers", None, "at least one provider is required")
-        return Config(server=server, timeouts=timeouts, retry=retry, providers=providers,
-                      aliases=aliases, source=self.source)
+        return Config(
+            server=server, timeouts=timeouts, retry=retry, providers=providers, aliases=aliases, source=self.source
+        )
 
     def server(self, data: dict) -> ServerSettings:
         t = "server"
-        self.known_keys(data, t, ("host", "port", "cors_origins", "allowed_hosts", "max_body_mb",
-                                  "drain_seconds", "request_timeout", "upstream_connections"))
+        self.known_keys(
+            data,
+            t,
+            (
+                "host",
+                "port",
+                "cors_origins",
+                "allowed_hosts",
+                "max_body_mb",
+                "drain_seconds",
+                "request_timeout",
+                "upstream_connections",
+            ),
+        )
         d = ServerSettings()
         return ServerSettings(
             host=self.string(data, t, "host", d.host) or d.host,
@@ -339,8 +395,9 @@ class _Validator:
             max_body_mb=self.number(data, t, "max_body_mb", d.max_body_mb, positive=True),
             drain_seconds=self.number(data, t, "drain_seconds", d.drain_seconds),
             request_timeout=self.number(data, t, "request_timeout", d.request_timeout, positive=True),
-            upstream_connections=self.integer(data, t, "upstream_connections", d.upstream_connections,
-                                              minimum=1, maximum=65536),
+            upstream_connections=self.integer(
+                data, t, "upstream_connections", d.upstream_connections, minimum=1, maximum=65536
+            ),
         )
 
     def timeouts(self, data: dict) -> Timeouts:
@@ -357,8 +414,11 @@ class _Validator:
 
     def retry(self, data: dict) -> RetrySettings:
         t = "retry"
-        self.known_keys(data, t, ("attempts", "backoff_initial", "backoff_max", "retry_after_max",
-                                  "cooldown_after", "cooldown_seconds"))
+        self.known_keys(
+            data,
+            t,
+            ("attempts", "backoff_initial", "backoff_max", "retry_after_max", "cooldown_after", "cooldown_seconds"),
+        )
         d = RetrySettings()
         return RetrySettings(
             attempts=self.integer(data, t, "attempts", d.attempts, minimum=1, maximum=10),
@@ -381,9 +441,25 @@ class _Validator:
 
     def provider(self, name: str, body: dict[str, Any]) -> ProviderSettings:
         t = f"providers.{name}"
-        self.known_keys(body, t, ("type", "base_url", "api_key", "headers", "models", "command",
-                                  "output", "max_concurrency", "default_max_tokens", "env", "responses",
-                                  "deployment", "api_version"))
+        self.known_keys(
+            body,
+            t,
+            (
+                "type",
+                "base_url",
+                "api_key",
+                "headers",
+                "models",
+                "command",
+                "output",
+                "max_concurrency",
+                "default_max_tokens",
+                "env",
+                "responses",
+                "deployment",
+                "api_version",
+            ),
+        )
         if "type" not in body:
             raise self.fail(t, None, f"missing key 'type' (one of: {', '.join(PROVIDER_TYPES)})")
         type_ = self.string(body, t, "type", choices=tuple(PROVIDER_TYPES)) or ""
@@ -436,8 +512,7 @@ class _Validator:
             raise self.fail(t, "base_url", f"must be an http:// or https:// URL, not {base_url!r}")
         return base_url
 
-    def string_table(self, body: dict[str, Any], t: str, key: str, missing: list[str]
-                     ) -> tuple[tuple[str, str], ...]:
+    def string_table(self, body: dict[str, Any], t: str, key: str, missing: list[str]) -> tuple[tuple[str, str], ...]:
         """A table of strings (`headers`, `env`), each value interpolated."""
         pairs = []
         for name, value in self.table(body, t, key).items():

@@ -178,7 +178,6 @@ class UpstreamProtocolError(UpstreamError):
     code = "upstream_protocol_error"
 
 
-
 class UpstreamStatusError(UpstreamError):
     """The upstream answered with an error status; `status` is what the client gets.
 
@@ -196,8 +195,13 @@ class UpstreamStatusError(UpstreamError):
         retry_after: float | None = None,
         retryable: bool | None = None,
     ):
-        super().__init__(message, param=param, code=code, retry_after=retry_after,
-                         retryable=is_retryable_status(status) if retryable is None else retryable)
+        super().__init__(
+            message,
+            param=param,
+            code=code,
+            retry_after=retry_after,
+            retryable=is_retryable_status(status) if retryable is None else retryable,
+        )
         self.status = status
         if type:
             self.type = type
@@ -206,6 +210,9 @@ class UpstreamStatusError(UpstreamError):
 class UpstreamRateLimited(UpstreamStatusError):
     def __init__(self, message: str, *, retry_after: float | None = None, code: str | None = None):
         super().__init__(
-            message, status=429, type="rate_limit_error", code=code or "rate_limit_exceeded",
+            message,
+            status=429,
+            type="rate_limit_error",
+            code=code or "rate_limit_exceeded",
             retry_after=retry_after,
         )

@@ -11,11 +11,11 @@ MASK = "[REDACTED]"
 
 # Credentials that look like credentials, whoever configured them.
 _GENERIC = re.compile(
-    r"(?:\bsk-[A-Za-z0-9_\-]{6,}"                       # OpenAI, DeepSeek, Anthropic (sk-ant-...)
-    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/\-]{6,}=*"   # authorization values
-    r"|\b(?:AIza)[A-Za-z0-9_\-]{20,}"                    # Google API keys
-    r"|\bx(?:ai|ox[bp])-[A-Za-z0-9\-]{8,}"               # xAI, Slack-style tokens
-    r"|\bgsk_[A-Za-z0-9]{8,})",                          # Groq
+    r"(?:\bsk-[A-Za-z0-9_\-]{6,}"  # OpenAI, DeepSeek, Anthropic (sk-ant-...)
+    r"|\b(?:Bearer|Basic)\s+[A-Za-z0-9._~+/\-]{6,}=*"  # authorization values
+    r"|\b(?:AIza)[A-Za-z0-9_\-]{20,}"  # Google API keys
+    r"|\bx(?:ai|ox[bp])-[A-Za-z0-9\-]{8,}"  # xAI, Slack-style tokens
+    r"|\bgsk_[A-Za-z0-9]{8,})",  # Groq
     re.IGNORECASE,
 )
 

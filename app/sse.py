@@ -110,7 +110,7 @@ class EventScanner:
             return self._keep(buf)
         out = self._events(buf, end + 2)
         if self.ended is None and end + 2 < len(buf):
-            self._keep(buf[end + 2:])
+            self._keep(buf[end + 2 :])
         return out
 
     def _keep(self, piece: bytes) -> bytes:
@@ -130,9 +130,13 @@ class EventScanner:
             end = buf.find(b"\n\n", start, stop)
             if end < 0:
                 break  # only a stray line end is left before `stop`
-            if (buf.startswith(b"data: {", start) and buf[end - 1] == 0x7D  # "}"
-                    and buf.find(b"\n", start, end) < 0
-                    and buf.find(b'"error"', start, end) < 0 and not self._usage_in(buf, start, end)):
+            if (
+                buf.startswith(b"data: {", start)
+                and buf[end - 1] == 0x7D  # "}"
+                and buf.find(b"\n", start, end) < 0
+                and buf.find(b'"error"', start, end) < 0
+                and not self._usage_in(buf, start, end)
+            ):
                 start = end + 2
                 continue
             # anything else: flush the plain run, then look at this event closely
@@ -160,7 +164,7 @@ class EventScanner:
         at = buf.find(b'"usage"', start, end)
         if at < 0:
             return False
-        return not buf[at + 7:at + 16].lstrip(b" \t:").startswith(b"null")
+        return not buf[at + 7 : at + 16].lstrip(b" \t:").startswith(b"null")
 
     def _decode(self, raw: bytes) -> bytes:
         """One event the plain path did not take: parse its fields and decide."""

@@ -119,7 +119,8 @@ def last_user_text(messages: list[dict[str, Any]]) -> str:
             return content
         if isinstance(content, list):
             return " ".join(
-                part.get("text", "") for part in content
+                part.get("text", "")
+                for part in content
                 if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)
             )
         return ""

@@ -36,26 +36,54 @@ from tests.gateway import GatewayProcess, gateway_command  # noqa: E402
 
 PORTKEY = ROOT / "bench" / "portkey" / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
 TARGET_CORE, LOAD_CORE = "0", "1"
-WORDS = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?", " Ask", " me",
-         " anything", ":", " code", ",", " text", " or", " ideas", "."]
+WORDS = [
+    "Hello",
+    "!",
+    " How",
+    " can",
+    " I",
+    " help",
+    " you",
+    " today",
+    "?",
+    " Ask",
+    " me",
+    " anything",
+    ":",
+    " code",
+    ",",
+    " text",
+    " or",
+    " ideas",
+    ".",
+]
 #: a short answer and a long one: the difference in CPU between them, per extra chunk, is
 #: what one chunk costs (per request costs cancel out)
 SHORT_CHUNKS, LONG_CHUNKS = len(WORDS) + 2, 10 * len(WORDS) + 2
 
-COMPLETION = orjson.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1745000000, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "".join(WORDS)},
-                 "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": len(WORDS), "total_tokens": 9 + len(WORDS)},
-}).decode()
+COMPLETION = orjson.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1745000000,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "".join(WORDS)},
+                "logprobs": None,
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 9, "completion_tokens": len(WORDS), "total_tokens": 9 + len(WORDS)},
+    }
+).decode()
 
 
 def sse_body(repeat: int) -> str:
     """role chunk, the words (`repeat` times), finish chunk, [DONE]: as OpenAI streams them."""
-    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1745000000,
-            "model": "gpt-4o-mini"}
-    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                    "finish_reason": None}]}]
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1745000000, "model": "gpt-4o-mini"}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
     for word in WORDS * repeat:
         events.append({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
     events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
@@ -126,12 +154,15 @@ http {{
 
 
 def gateway_config(port: int) -> str:
-    return "\n".join(f"""
+    return "\n".join(
+        f"""
 [providers.{mode}]
 type = "openai"
 base_url = "http://127.0.0.1:{port}/{mode}/v1"
 models = ["bench-{mode}"]
-""" for mode in ("json", "sse", "long"))
+"""
+        for mode in ("json", "sse", "long")
+    )
 
 
 def start_upstream(tmp: Path) -> tuple[int, subprocess.Popen]:
@@ -178,12 +209,21 @@ def start_gateway(tmp: Path, upstream: int) -> Target:
 
 def start_floor(tmp: Path, upstream: int) -> Target:
     port = free_port()
-    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "floor.py"), "--port", str(port),
-                             "--upstream", f"http://127.0.0.1:{upstream}"],
-                            stderr=open(tmp / "floor.log", "wb"))  # noqa: SIM115 (wrk's last resets)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "floor.py"),
+            "--port",
+            str(port),
+            "--upstream",
+            f"http://127.0.0.1:{upstream}",
+        ],
+        stderr=open(tmp / "floor.log", "wb"),
+    )  # noqa: SIM115 (wrk's last resets)
     wait_listening(port, proc, "the floor")
-    target = Target("floor", f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid,
-                    stop=lambda: (proc.terminate(), proc.wait(5)))
+    target = Target(
+        "floor", f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid, stop=lambda: (proc.terminate(), proc.wait(5))
+    )
     for mode, stream in MODES.items():
         # the floor picks its upstream path from `stream`: the long stream has a route of its own
         target.requests[mode] = ({"x-bench-path": mode}, chat_body("gpt-4o-mini", stream))
@@ -195,14 +235,25 @@ def start_portkey(tmp: Path, upstream: int) -> Target:
         sys.exit(f"Portkey is not installed ({PORTKEY}): run bench/setup, or leave it out with --targets")
     port = free_port()
     env = {**os.environ, "NODE_ENV": "production"}
-    proc = subprocess.Popen(["node", str(PORTKEY), f"--port={port}", "--headless"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(tmp / "portkey.log", "wb"))  # noqa: SIM115
+    proc = subprocess.Popen(
+        ["node", str(PORTKEY), f"--port={port}", "--headless"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "portkey.log", "wb"),
+    )  # noqa: SIM115
     wait_listening(port, proc, "Portkey")
-    target = Target("portkey", f"http://127.0.0.1:{port}/v1/chat/completions", proc.pid,
-                    stop=lambda: (proc.terminate(), proc.wait(5)))
+    target = Target(
+        "portkey",
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        proc.pid,
+        stop=lambda: (proc.terminate(), proc.wait(5)),
+    )
     for mode, stream in MODES.items():
-        headers = {"x-portkey-provider": "openai", "authorization": "Bearer sk-bench",
-                   "x-portkey-custom-host": f"http://127.0.0.1:{upstream}/{mode}/v1"}
+        headers = {
+            "x-portkey-provider": "openai",
+            "authorization": "Bearer sk-bench",
+            "x-portkey-custom-host": f"http://127.0.0.1:{upstream}/{mode}/v1",
+        }
         target.requests[mode] = (headers, chat_body("gpt-4o-mini", stream))
     return target
 
@@ -219,9 +270,21 @@ def wrk_script(headers: dict[str, str], body: bytes) -> str:
 
 def run_wrk(url: str, script: Path, connections: int, seconds: float) -> dict[str, float]:
     proc = subprocess.run(
-        ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-         "--latency", "-s", str(script), url],
-        capture_output=True, text=True,
+        [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         sys.exit(f"wrk failed: {proc.stdout}{proc.stderr}")
@@ -244,7 +307,8 @@ def parse_wrk(out: str) -> dict[str, float]:
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     result["errors"] = (float(errors.group(1)) if errors else 0.0) + (
-        sum(float(g) for g in failed.groups()) if failed else 0.0)
+        sum(float(g) for g in failed.groups()) if failed else 0.0
+    )
     return result
 
 
@@ -264,9 +328,11 @@ def rss_mb(pid: int) -> float:
 def check_answers(target: Target) -> None:
     """One request per mode, so a target that answers errors is not timed."""
     import urllib.request
+
     for mode, (headers, body) in target.requests.items():
-        req = urllib.request.Request(target.url, data=body, method="POST",
-                                     headers={"content-type": "application/json", **headers})
+        req = urllib.request.Request(
+            target.url, data=body, method="POST", headers={"content-type": "application/json", **headers}
+        )
         try:
             with urllib.request.urlopen(req, timeout=10) as response:
                 text = response.read().decode()
@@ -337,25 +403,33 @@ def main() -> None:
             nginx.wait(5)
 
 
-def report(targets: list[Target], modes: list[str], connections: list[int], args, tmp: Path,
-           idle: dict[str, float]) -> None:
-    print(f"gateway command: {' '.join(gateway_command())}; {os.cpu_count()} cores; targets on core "
-          f"{TARGET_CORE}, nginx and wrk on core {LOAD_CORE}; {args.rounds} rounds of {args.seconds:g} s per point, "
-          "targets in rotating order, medians")
+def report(
+    targets: list[Target], modes: list[str], connections: list[int], args, tmp: Path, idle: dict[str, float]
+) -> None:
+    print(
+        f"gateway command: {' '.join(gateway_command())}; {os.cpu_count()} cores; targets on core "
+        f"{TARGET_CORE}, nginx and wrk on core {LOAD_CORE}; {args.rounds} rounds of {args.seconds:g} s per point, "
+        "targets in rotating order, medians"
+    )
     print("idle RSS MB: " + ", ".join(f"{n} {v:.0f}" for n, v in idle.items()))
     print()
     results: dict[tuple[str, int, str], list[Sample]] = {}
     for mode in modes:
         for conns in connections:
             for r in range(args.rounds):
-                order = targets[r % len(targets):] + targets[:r % len(targets)]
+                order = targets[r % len(targets) :] + targets[: r % len(targets)]
                 for target in order:
                     results.setdefault((mode, conns, target.name), []).append(
-                        measure(target, mode, conns, args.seconds, tmp))
+                        measure(target, mode, conns, args.seconds, tmp)
+                    )
     label = {"json": "non-stream", "sse": f"stream {SHORT_CHUNKS} chunks", "long": f"stream {LONG_CHUNKS} chunks"}
     names = [t.name for t in targets]
-    header = f"{'mode':<22}{'conns':>6}" + "".join(f"{n + ' req/s':>15}" for n in names) + \
-        "".join(f"{n + ' CPU ms/req':>20}" for n in names) + f"{'p50 ms (gw)':>13}{'errors':>8}"
+    header = (
+        f"{'mode':<22}{'conns':>6}"
+        + "".join(f"{n + ' req/s':>15}" for n in names)
+        + "".join(f"{n + ' CPU ms/req':>20}" for n in names)
+        + f"{'p50 ms (gw)':>13}{'errors':>8}"
+    )
     print(header)
     print("-" * len(header))
     for mode in modes:
@@ -393,8 +467,7 @@ def print_per_chunk(results, connections, names) -> None:
 def print_ratios(results, modes, connections, names, label) -> None:
     """req/s ratios (the goal), and CPU-per-request ratios: on a shared machine the CPU a
     request costs moves less than the req/s that other processes leave room for."""
-    print("ratios: gateway req/s over the other's req/s; in brackets, the other's CPU per request "
-          "over the gateway's")
+    print("ratios: gateway req/s over the other's req/s; in brackets, the other's CPU per request over the gateway's")
     for mode in modes:
         for conns in connections:
             gw = median(results[mode, conns, "gateway"], "rps")

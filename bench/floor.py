@@ -33,12 +33,14 @@ def make_app(upstream: str) -> web.Application:
         # the upstream path: the bench names it (it serves a short and a long stream)
         path = request.headers.get("x-bench-path") or ("sse" if stream else "json")
         url = f"{upstream}/{path}/v1/chat/completions"
-        async with app["session"].post(url, data=orjson.dumps(body),
-                                       headers={"content-type": "application/json"}) as answer:
+        async with app["session"].post(
+            url, data=orjson.dumps(body), headers={"content-type": "application/json"}
+        ) as answer:
             content_type = answer.headers.get("content-type", "application/json")
             if not stream:
-                return web.Response(body=await answer.read(), status=answer.status,
-                                    headers={"content-type": content_type})
+                return web.Response(
+                    body=await answer.read(), status=answer.status, headers={"content-type": content_type}
+                )
             response = web.StreamResponse(status=answer.status, headers={"content-type": content_type})
             await response.prepare(request)
             async for piece in answer.content.iter_any():
@@ -58,8 +60,7 @@ def main() -> None:
     parser.add_argument("--upstream", required=True)
     args = parser.parse_args()
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(make_app(args.upstream.rstrip("/")), host="127.0.0.1", port=args.port,
-                print=None, access_log=None)
+    web.run_app(make_app(args.upstream.rstrip("/")), host="127.0.0.1", port=args.port, print=None, access_log=None)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,12 @@ def children(pid: int) -> list[int]:
 
 def start(binary: Path, log_dir: str) -> tuple[subprocess.Popen, dict, float]:
     started = time.perf_counter()
-    proc = subprocess.Popen([str(binary), "--port", "0", "--watch-stdin", "--log-dir", log_dir],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(binary), "--port", "0", "--watch-stdin", "--log-dir", log_dir],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     ready = orjson.loads(proc.stdout.readline())
     return proc, ready, time.perf_counter() - started
 
@@ -71,8 +75,10 @@ def main() -> None:
             times.append(elapsed)
             proc.stdin.close()
             proc.wait(20)
-        print(f"spawn to ready: median {statistics.median(times) * 1000:.0f} ms "
-              f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, {len(times)} runs)")
+        print(
+            f"spawn to ready: median {statistics.median(times) * 1000:.0f} ms "
+            f"(min {min(times) * 1000:.0f}, max {max(times) * 1000:.0f}, {len(times)} runs)"
+        )
 
         proc, ready, _ = start(binary, log_dir)
         time.sleep(2)
@@ -85,8 +91,7 @@ def main() -> None:
         print(f"idle tree: RSS {sum(rss.values()):.1f} MB, PSS {sum(pss.values()):.1f} MB")
         proc.stdin.close()
         proc.wait(20)
-    print("\nPeers (issue text, same machine class): Portkey ready in 0.8 s at 72 MB idle; "
-          "LiteLLM 13 s and 330 MB.")
+    print("\nPeers (issue text, same machine class): Portkey ready in 0.8 s at 72 MB idle; LiteLLM 13 s and 330 MB.")
 
 
 if __name__ == "__main__":

@@ -32,14 +32,18 @@ COMPONENTS = [
     ("upstream client (aiohttp)", ("aiohttp/", "httpx_aiohttp/", "multidict/", "yarl/")),
     ("upstream client (httpx)", ("httpx/",)),
     ("upstream SSE parsing (httpx-sse)", ("httpx_sse/",)),
-    ("logging (loguru, request line)", ("loguru/", "app/runtime/logs", "app/server/accounting", "app/text.py",
-                                        "logging/")),
+    (
+        "logging (loguru, request line)",
+        ("loguru/", "app/runtime/logs", "app/server/accounting", "app/text.py", "logging/"),
+    ),
     ("routing (router, table, policy)", ("app/routing/",)),
     ("relay (stream to client)", ("app/server/relay", "app/sse.py")),
     ("provider (request shaping, JSON)", ("app/providers/",)),
     ("gateway server (guard, routes, bodies)", ("app/",)),
-    ("Sanic HTTP (request parsing, response writing)", ("sanic/http/", "sanic/server/", "sanic/response/",
-                                                        "httptools/")),
+    (
+        "Sanic HTTP (request parsing, response writing)",
+        ("sanic/http/", "sanic/server/", "sanic/response/", "httptools/"),
+    ),
     ("Sanic signals (per-request lifecycle events)", ("sanic/signals", "sanic_routing/")),
     ("Sanic (app, request, handlers)", ("sanic/",)),
     ("event loop and asyncio (uvloop native time shows here)", ("asyncio/", "uvloop/", "contextlib", "uuid")),
@@ -79,10 +83,25 @@ def main() -> None:
                 script.write_text(wrk_script(*gw.requests[args.mode]))
                 run_wrk(gw.url, script, args.connections, 2)  # warm up
                 raw = Path(tempfile.gettempdir()) / "ai-gateway-profile-stacks.txt"
-                spy = subprocess.Popen([pyspy, "record", "--pid", str(gw.pid), "--rate", str(args.rate),
-                                        "--duration", str(round(args.seconds)), "--format", "raw",
-                                        "--output", str(raw), "--nonblocking"],
-                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: SIM115
+                spy = subprocess.Popen(
+                    [
+                        pyspy,
+                        "record",
+                        "--pid",
+                        str(gw.pid),
+                        "--rate",
+                        str(args.rate),
+                        "--duration",
+                        str(round(args.seconds)),
+                        "--format",
+                        "raw",
+                        "--output",
+                        str(raw),
+                        "--nonblocking",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )  # noqa: SIM115
                 time.sleep(0.5)
                 cpu0 = cpu_seconds(gw.pid)
                 out = run_wrk(gw.url, script, args.connections, args.seconds - 1)
@@ -99,8 +118,10 @@ def main() -> None:
             nginx.terminate()
             nginx.wait(5)
     samples = sum(totals.values()) or 1
-    print(f"mode {args.mode}, {args.connections} connections: {out['rps']:.0f} req/s, "
-          f"{cpu_ms:.3f} CPU ms per request, {samples} samples")
+    print(
+        f"mode {args.mode}, {args.connections} connections: {out['rps']:.0f} req/s, "
+        f"{cpu_ms:.3f} CPU ms per request, {samples} samples"
+    )
     print(f"{'component':<50}{'share':>8}{'CPU us/req':>12}")
     for name, count in totals.most_common():
         print(f"{name:<50}{count / samples:>8.1%}{count / samples * cpu_ms * 1000:>12.0f}")

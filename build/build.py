@@ -52,8 +52,9 @@ def host_triple() -> str:
 
 
 def triple_from_platform(system: str, machine: str) -> str:
-    arch = {"amd64": "x86_64", "x86_64": "x86_64", "x64": "x86_64",
-            "arm64": "aarch64", "aarch64": "aarch64"}.get(machine.lower())
+    arch = {"amd64": "x86_64", "x86_64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(
+        machine.lower()
+    )
     if arch is None:
         raise SystemExit(f"unsupported machine {machine!r}; pass --target-triple")
     if system == "win32":
@@ -108,8 +109,25 @@ def use_build_venv() -> None:
 def freeze(name: str) -> Path:
     stem = name.removesuffix(".exe")
     env = {**os.environ, "AI_GATEWAY_BIN_NAME": stem}
-    subprocess.run([sys.executable, "-m", "PyInstaller", "--noconfirm", "--clean", "--log-level", "WARN",
-                    "--distpath", str(DIST), "--workpath", str(WORK), str(SPEC)], check=True, env=env, cwd=ROOT)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "PyInstaller",
+            "--noconfirm",
+            "--clean",
+            "--log-level",
+            "WARN",
+            "--distpath",
+            str(DIST),
+            "--workpath",
+            str(WORK),
+            str(SPEC),
+        ],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
     return DIST / name
 
 
@@ -118,18 +136,24 @@ def smoke(binary: Path) -> None:
     assert version.returncode == 0, version.stderr
     print(f"smoke: --version -> {version.stdout.strip()}")
     started = time.perf_counter()
-    proc = subprocess.Popen([str(binary), "--port", "0", "--watch-stdin", "--log-dir", str(WORK / "smoke-logs")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(binary), "--port", "0", "--watch-stdin", "--log-dir", str(WORK / "smoke-logs")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready = json.loads(proc.stdout.readline())
         assert ready["event"] == "ready", ready
         print(f"smoke: ready in {time.perf_counter() - started:.2f} s at {ready['url']}")
         with urllib.request.urlopen(ready["url"] + "/health", timeout=10) as response:
             assert json.load(response)["status"] == "ok"
-        body = json.dumps({"model": "echo", "stream": True,
-                           "messages": [{"role": "user", "content": "frozen 你好 👋"}]}).encode()
-        request = urllib.request.Request(ready["url"] + "/v1/chat/completions", data=body,
-                                         headers={"content-type": "application/json"})
+        body = json.dumps(
+            {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "frozen 你好 👋"}]}
+        ).encode()
+        request = urllib.request.Request(
+            ready["url"] + "/v1/chat/completions", data=body, headers={"content-type": "application/json"}
+        )
         text = ""
         with urllib.request.urlopen(request, timeout=10) as response:
             stream = response.read().decode()
@@ -152,19 +176,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target-triple", help="override the detected Rust host triple")
     parser.add_argument("--tauri-binaries", type=Path, help="also copy the binary into this src-tauri/binaries dir")
-    parser.add_argument("--sidecar-name", default="ai-gateway",
-                        help="name of the copy in --tauri-binaries (name it after your app: deb and rpm "
-                             "install it in /usr/bin)")
+    parser.add_argument(
+        "--sidecar-name",
+        default="ai-gateway",
+        help="name of the copy in --tauri-binaries (name it after your app: deb and rpm install it in /usr/bin)",
+    )
     parser.add_argument("--no-smoke", action="store_true", help="skip the smoke run")
     args = parser.parse_args()
 
     extra = unneeded_packages()
     if extra:
         if Path(sys.prefix).resolve() == VENV.resolve():
-            raise SystemExit(f"{VENV} holds packages the gateway does not need ({', '.join(extra)}): "
-                             "delete it and run again")
-        print(f"{sys.executable} also holds {', '.join(extra[:6])}{'...' if len(extra) > 6 else ''}; "
-              "freezing from build/venv instead", flush=True)
+            raise SystemExit(
+                f"{VENV} holds packages the gateway does not need ({', '.join(extra)}): delete it and run again"
+            )
+        print(
+            f"{sys.executable} also holds {', '.join(extra[:6])}{'...' if len(extra) > 6 else ''}; "
+            "freezing from build/venv instead",
+            flush=True,
+        )
         use_build_venv()
     print(f"freezing with {sys.executable}: runtime and build dependencies only", flush=True)
 

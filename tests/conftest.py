@@ -110,8 +110,7 @@ mixed = ["up/error-503", "claude/text"]
 def gateway(upstream: Upstream, tmp_path_factory) -> GatewayProcess:
     tmp: Path = tmp_path_factory.mktemp("gateway")
     config = write_config(tmp, main_config(upstream.base_url, upstream.root_url, free_port()))
-    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
-                        env={"UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
+    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp, env={"UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
         yield gw
 
 
@@ -144,8 +143,11 @@ def gateway_counts(gw: GatewayProcess, upstream: Upstream) -> dict[str, int]:
     import httpx
 
     stats = httpx.get(gw.url + "/admin/stats", timeout=5).json()
-    counts = {"inflight requests": stats["inflight_requests"], "asyncio tasks": stats["asyncio_tasks"],
-              "upstream requests open": upstream.busy_connections}
+    counts = {
+        "inflight requests": stats["inflight_requests"],
+        "asyncio tasks": stats["asyncio_tasks"],
+        "upstream requests open": upstream.busy_connections,
+    }
     if stats["open_fds"] is not None:
         # each upstream connection is one descriptor; idle ones may stay pooled, the rest may not
         counts["descriptors besides upstream"] = stats["open_fds"] - upstream.open_connections

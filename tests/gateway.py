@@ -30,9 +30,17 @@ def gateway_command() -> list[str]:
 class GatewayProcess:
     """One gateway process; its stdout lines are parsed as control events as they come."""
 
-    def __init__(self, args: list[str], *, tmp: Path, env: dict[str, str] | None = None,
-                 watch_stdin: bool = True, wait_ready: bool = True, stdin=subprocess.PIPE,
-                 unread_stderr: bool = False):
+    def __init__(
+        self,
+        args: list[str],
+        *,
+        tmp: Path,
+        env: dict[str, str] | None = None,
+        watch_stdin: bool = True,
+        wait_ready: bool = True,
+        stdin=subprocess.PIPE,
+        unread_stderr: bool = False,
+    ):
         self.log_dir = tmp / "logs"
         self.tmp = tmp
         full_env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
@@ -48,7 +56,11 @@ class GatewayProcess:
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
         # unread_stderr: a pipe nobody ever reads, as a careless supervisor leaves it
         self.proc = subprocess.Popen(
-            argv, stdin=stdin, stdout=subprocess.PIPE, env=full_env, cwd=ROOT,
+            argv,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            env=full_env,
+            cwd=ROOT,
             stderr=subprocess.PIPE if unread_stderr else self._stderr,
         )
         self.events: queue.Queue = queue.Queue()
@@ -159,4 +171,3 @@ def pid_gone(pid: int, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
-

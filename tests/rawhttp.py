@@ -8,12 +8,22 @@ import struct
 import orjson
 
 
-def post(port: int, path: str, body: dict | bytes, *, headers: dict[str, str] | None = None,
-         content_type: str = "application/json") -> socket.socket:
+def post(
+    port: int,
+    path: str,
+    body: dict | bytes,
+    *,
+    headers: dict[str, str] | None = None,
+    content_type: str = "application/json",
+) -> socket.socket:
     """Send a POST and return the open socket, without reading anything."""
     payload = body if isinstance(body, bytes) else orjson.dumps(body)
-    lines = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Type: {content_type}",
-             f"Content-Length: {len(payload)}"]
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Type: {content_type}",
+        f"Content-Length: {len(payload)}",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)

@@ -32,10 +32,24 @@ from tests.upstream import Upstream  # noqa: E402
 
 NORMAL = [("up/text", True), ("up/text", False), ("up/tools", True), ("echo", True), ("echo", False)]
 # what a client leaves: every path, so that the disconnect lands at a random point of it
-LEFT = [("up/text", True), ("up/text", False), ("up/slow-drip", True), ("up/long-stream", True),
-        ("up/slow-json", False), ("up/hang-before-headers", True), ("echo", True)]
-FAULTS = [("up/error-500", False), ("up/reset-mid-stream", True), ("up/no-done", True), ("up/malformed", True),
-          ("up/rate-limit", False), ("dead-model", True), ("up/reset-before-headers", False)]
+LEFT = [
+    ("up/text", True),
+    ("up/text", False),
+    ("up/slow-drip", True),
+    ("up/long-stream", True),
+    ("up/slow-json", False),
+    ("up/hang-before-headers", True),
+    ("echo", True),
+]
+FAULTS = [
+    ("up/error-500", False),
+    ("up/reset-mid-stream", True),
+    ("up/no-done", True),
+    ("up/malformed", True),
+    ("up/rate-limit", False),
+    ("dead-model", True),
+    ("up/reset-before-headers", False),
+]
 
 
 @dataclass
@@ -89,8 +103,9 @@ def snapshot(gw: GatewayProcess, upstream: Upstream) -> dict:
     }
 
 
-async def one_request(client: httpx.AsyncClient, rng: random.Random, report: Report,
-                      disconnects: float, faults: float) -> None:
+async def one_request(
+    client: httpx.AsyncClient, rng: random.Random, report: Report, disconnects: float, faults: float
+) -> None:
     leaving = rng.random() < disconnects
     if leaving:
         model, stream = rng.choice(LEFT)
@@ -100,8 +115,9 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, report: Rep
     body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "soak test words"}]}
 
     async def call() -> str:
-        async with client.stream("POST", "/v1/chat/completions", json=body,
-                                 headers={"x-request-id": request_id}) as response:
+        async with client.stream(
+            "POST", "/v1/chat/completions", json=body, headers={"x-request-id": request_id}
+        ) as response:
             text = (await response.aread()).decode("utf-8", "replace")
             if response.status_code != 200:
                 return f"status {response.status_code}"
@@ -124,13 +140,13 @@ async def one_request(client: httpx.AsyncClient, rng: random.Random, report: Rep
     report.outcomes[outcome] += 1
 
 
-async def drive(url: str, concurrency: int, seconds: float, disconnects: float, faults: float,
-                seed: int) -> Report:
+async def drive(url: str, concurrency: int, seconds: float, disconnects: float, faults: float, seed: int) -> Report:
     report = Report(concurrency, seconds)
     rng = random.Random(seed)
     deadline = time.monotonic() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+
         async def worker(n: int) -> None:
             local = random.Random(rng.random())
             while time.monotonic() < deadline:
@@ -149,8 +165,9 @@ def settle(gw: GatewayProcess, upstream: Upstream, timeout: float = 15) -> dict:
         time.sleep(0.2)
 
 
-def run_soak(seconds: float, levels: list[int], disconnects: float = 0.3, faults: float = 0.1,
-             seed: int = 7) -> list[Report]:
+def run_soak(
+    seconds: float, levels: list[int], disconnects: float = 0.3, faults: float = 0.1, seed: int = 7
+) -> list[Report]:
     from tests.conftest import free_port
 
     reports = []
@@ -175,8 +192,10 @@ def run_soak(seconds: float, levels: list[int], disconnects: float = 0.3, faults
 
 def print_reports(reports: list[Report]) -> None:
     for r in reports:
-        print(f"\n== concurrency {r.concurrency}, {r.seconds:.0f} s: {r.requests} requests "
-              f"({r.requests / r.seconds:.0f}/s)")
+        print(
+            f"\n== concurrency {r.concurrency}, {r.seconds:.0f} s: {r.requests} requests "
+            f"({r.requests / r.seconds:.0f}/s)"
+        )
         for outcome, count in sorted(r.outcomes.items(), key=lambda kv: -kv[1]):
             print(f"   {outcome:<28}{count:>8}")
         print(f"   completed requests missing from the log: {r.missing_from_log} of {len(r.completed_ids)}")

@@ -23,7 +23,7 @@ def _check_arg(arg: Any, where: str) -> list[str]:
         if "raw" in arg and not isinstance(arg["raw"], bool):
             errors.append(f"{where}: 'raw' must be true or false")
         return errors
-    return [f"{where}: an arg is a string or {{\"validator\": ...}}"]
+    return [f'{where}: an arg is a string or {{"validator": ...}}']
 
 
 def _check_entry(entry: Any, where: str) -> list[str]:
@@ -54,8 +54,9 @@ def check_capability(capability: dict) -> list[str]:
             identifier = permission
         elif isinstance(permission, dict):
             identifier = permission.get("identifier")
-            errors += [f"{where}: unknown key {key!r}" for key in permission
-                       if key not in ("identifier", "allow", "deny")]
+            errors += [
+                f"{where}: unknown key {key!r}" for key in permission if key not in ("identifier", "allow", "deny")
+            ]
             if ("allow" in permission or "deny" in permission) and identifier not in KNOWN["scoped"]:
                 errors.append(f"{where}: {identifier!r} takes no scope")
             for kind in ("allow", "deny"):

@@ -21,8 +21,18 @@ def load_tauri_schema() -> dict:
         if npm is None:
             pytest.skip("npm is needed to fetch @tauri-apps/cli's schema")
         CACHE.mkdir(parents=True, exist_ok=True)
-        out = subprocess.run([npm, "pack", "@tauri-apps/cli@2", "--silent"], cwd=CACHE, capture_output=True,
-                             text=True, timeout=300, check=True).stdout.strip().splitlines()[-1]
+        out = (
+            subprocess.run(
+                [npm, "pack", "@tauri-apps/cli@2", "--silent"],
+                cwd=CACHE,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         with tarfile.open(CACHE / out) as archive:
             archive.extract("package/config.schema.json", CACHE, filter="data")
     return json.loads(schema.read_text())

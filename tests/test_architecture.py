@@ -11,10 +11,21 @@ import pytest
 
 APP = Path(__file__).resolve().parent.parent / "app"
 LAYERS = {
-    "app.errors": 0, "app.wire": 0, "app.aio": 0, "app.text": 0,
-    "app.config": 1, "app.sse": 1, "app.redact": 1, "app.dialects": 1,
-    "app.providers": 2, "app.routing": 3, "app.server": 4, "app.runtime": 5,
-    "app.cli": 6, "app.__main__": 7, "app": 0,
+    "app.errors": 0,
+    "app.wire": 0,
+    "app.aio": 0,
+    "app.text": 0,
+    "app.config": 1,
+    "app.sse": 1,
+    "app.redact": 1,
+    "app.dialects": 1,
+    "app.providers": 2,
+    "app.routing": 3,
+    "app.server": 4,
+    "app.runtime": 5,
+    "app.cli": 6,
+    "app.__main__": 7,
+    "app": 0,
 }
 
 

@@ -21,18 +21,36 @@ def azure(extra: str) -> AzureProvider:
     return AzureProvider(config.providers[0], httpx.AsyncClient())
 
 
-@pytest.mark.parametrize("extra, path, url", [
-    ('base_url = "https://r.openai.azure.com"', "/chat/completions",
-     f"https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version={AZURE_API_VERSION}"),
-    ('base_url = "https://r.openai.azure.com/"\ndeployment = "prod-4o"\napi_version = "2025-01-01-preview"',
-     "/embeddings", "https://r.openai.azure.com/openai/deployments/prod-4o/embeddings?api-version=2025-01-01-preview"),
-    ('base_url = "https://r.openai.azure.com"', "/responses",
-     f"https://r.openai.azure.com/openai/responses?api-version={AZURE_API_VERSION}"),
-    ('base_url = "https://r.openai.azure.com/openai/v1"', "/chat/completions",
-     "https://r.openai.azure.com/openai/v1/chat/completions"),
-    ('base_url = "https://r.openai.azure.com/openai/v1"\napi_version = "preview"', "/responses",
-     "https://r.openai.azure.com/openai/v1/responses?api-version=preview"),
-])
+@pytest.mark.parametrize(
+    "extra, path, url",
+    [
+        (
+            'base_url = "https://r.openai.azure.com"',
+            "/chat/completions",
+            f"https://r.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version={AZURE_API_VERSION}",
+        ),
+        (
+            'base_url = "https://r.openai.azure.com/"\ndeployment = "prod-4o"\napi_version = "2025-01-01-preview"',
+            "/embeddings",
+            "https://r.openai.azure.com/openai/deployments/prod-4o/embeddings?api-version=2025-01-01-preview",
+        ),
+        (
+            'base_url = "https://r.openai.azure.com"',
+            "/responses",
+            f"https://r.openai.azure.com/openai/responses?api-version={AZURE_API_VERSION}",
+        ),
+        (
+            'base_url = "https://r.openai.azure.com/openai/v1"',
+            "/chat/completions",
+            "https://r.openai.azure.com/openai/v1/chat/completions",
+        ),
+        (
+            'base_url = "https://r.openai.azure.com/openai/v1"\napi_version = "preview"',
+            "/responses",
+            "https://r.openai.azure.com/openai/v1/responses?api-version=preview",
+        ),
+    ],
+)
 def test_urls(extra, path, url):
     provider = azure(extra)
     assert provider.url(path, "gpt-4o") == url
@@ -40,10 +58,13 @@ def test_urls(extra, path, url):
 
 
 @pytest.mark.parametrize("stream", [False, True])
-@pytest.mark.parametrize("model, path", [
-    ("az/text", f"/openai/deployments/text/chat/completions?api-version={AZURE_API_VERSION}"),
-    ("azv1/text", "/openai/v1/chat/completions"),
-])
+@pytest.mark.parametrize(
+    "model, path",
+    [
+        ("az/text", f"/openai/deployments/text/chat/completions?api-version={AZURE_API_VERSION}"),
+        ("azv1/text", "/openai/v1/chat/completions"),
+    ],
+)
 def test_chat_through_azure(client, upstream, model, path, stream):
     kwargs = dict(model=model, messages=[{"role": "user", "content": "hi"}])
     if stream:
@@ -64,8 +85,11 @@ def test_chat_through_azure(client, upstream, model, path, stream):
 
 
 def test_tools_through_azure(client):
-    reply = client.chat.completions.create(model="az/tools", messages=[{"role": "user", "content": "weather?"}],
-                                           tools=[{"type": "function", "function": {"name": "get_weather"}}])
+    reply = client.chat.completions.create(
+        model="az/tools",
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[{"type": "function", "function": {"name": "get_weather"}}],
+    )
     assert reply.choices[0].message.tool_calls[0].function.name == "get_weather"
 
 
@@ -76,13 +100,20 @@ def test_other_dialects_onto_azure(client, gateway):
             assert "".join(s.text_stream) == "Hello! 你好 👋"
 
 
-@pytest.mark.parametrize("model, error, text, code", [
-    ("az/content-filter", openai.BadRequestError, "content management policy", "content_filter"),
-    ("az/unauthorized", openai.AuthenticationError, "Access denied", "401"),
-    ("az/rate-limit", openai.RateLimitError, "exceeded token rate limit", "429"),
-    ("az/no-such-deployment", openai.NotFoundError, "deployment for this resource does not exist",
-     "DeploymentNotFound"),
-])
+@pytest.mark.parametrize(
+    "model, error, text, code",
+    [
+        ("az/content-filter", openai.BadRequestError, "content management policy", "content_filter"),
+        ("az/unauthorized", openai.AuthenticationError, "Access denied", "401"),
+        ("az/rate-limit", openai.RateLimitError, "exceeded token rate limit", "429"),
+        (
+            "az/no-such-deployment",
+            openai.NotFoundError,
+            "deployment for this resource does not exist",
+            "DeploymentNotFound",
+        ),
+    ],
+)
 def test_azure_errors_map_to_openai_statuses(client, model, error, text, code):
     with pytest.raises(error) as info:
         client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])

@@ -23,7 +23,9 @@ def test_non_streamed_answer_is_the_upstreams(client):
 
 def test_streamed_text_arrives_whole_with_usage(client):
     stream = client.chat.completions.create(
-        model="up/text", messages=[{"role": "user", "content": "hi"}], stream=True,
+        model="up/text",
+        messages=[{"role": "user", "content": "hi"}],
+        stream=True,
         stream_options={"include_usage": True},
     )
     text, chunks = collect(stream)
@@ -35,7 +37,9 @@ def test_streamed_text_arrives_whole_with_usage(client):
 
 def test_streamed_tool_call_deltas_assemble(client):
     stream = client.chat.completions.create(
-        model="up/tools", messages=[{"role": "user", "content": "weather?"}], stream=True,
+        model="up/tools",
+        messages=[{"role": "user", "content": "weather?"}],
+        stream=True,
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
     )
     name, arguments, finish = "", "", None
@@ -53,7 +57,8 @@ def test_streamed_tool_call_deltas_assemble(client):
 
 def test_non_streamed_tool_call(client):
     reply = client.chat.completions.create(
-        model="up/tools", messages=[{"role": "user", "content": "weather?"}],
+        model="up/tools",
+        messages=[{"role": "user", "content": "weather?"}],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
     )
     call = reply.choices[0].message.tool_calls[0]
@@ -62,7 +67,8 @@ def test_non_streamed_tool_call(client):
 
 def test_unknown_fields_reach_the_upstream_and_model_is_rewritten(client, upstream):
     reply = client.chat.completions.create(
-        model="up/echo-body:passthrough", messages=[{"role": "user", "content": "hi"}],
+        model="up/echo-body:passthrough",
+        messages=[{"role": "user", "content": "hi"}],
         extra_body={"vendor_option": {"depth": 2}, "seed": 7},
     )
     received = json.loads(reply.choices[0].message.content)
@@ -74,9 +80,14 @@ def test_unknown_fields_reach_the_upstream_and_model_is_rewritten(client, upstre
 
 def test_echo_model_streams_the_last_user_message(client):
     stream = client.chat.completions.create(
-        model="echo", messages=[{"role": "user", "content": "first"}, {"role": "assistant", "content": "x"},
-                                {"role": "user", "content": "say 你好 back"}],
-        stream=True, stream_options={"include_usage": True},
+        model="echo",
+        messages=[
+            {"role": "user", "content": "first"},
+            {"role": "assistant", "content": "x"},
+            {"role": "user", "content": "say 你好 back"},
+        ],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     text, chunks = collect(stream)
     assert text == "say 你好 back"
@@ -84,8 +95,7 @@ def test_echo_model_streams_the_last_user_message(client):
 
 
 def test_alias_routes_to_its_first_target(client, gateway):
-    raw = client.chat.completions.with_raw_response.create(
-        model="fast", messages=[{"role": "user", "content": "hi"}])
+    raw = client.chat.completions.with_raw_response.create(model="fast", messages=[{"role": "user", "content": "hi"}])
     assert raw.headers["x-gateway-target"] == "up/text"
     assert raw.parse().choices[0].message.content == "Hello! 你好 👋"
 
@@ -130,6 +140,7 @@ def test_health(gateway):
 
 # -- upstream failures before the first byte: real statuses -------------------------------
 
+
 def test_rate_limit_is_429_with_retry_after_and_no_sdk_retry(client):
     with pytest.raises(openai.RateLimitError) as info:
         client.chat.completions.create(model="up/rate-limit", messages=[{"role": "user", "content": "x"}])
@@ -138,11 +149,14 @@ def test_rate_limit_is_429_with_retry_after_and_no_sdk_retry(client):
     assert headers["x-should-retry"] == "false"
 
 
-@pytest.mark.parametrize("scenario, words", [
-    ("error-500", "server had an error"),
-    ("error-html", "502 Bad Gateway"),
-    ("error-503", "503"),
-])
+@pytest.mark.parametrize(
+    "scenario, words",
+    [
+        ("error-500", "server had an error"),
+        ("error-html", "502 Bad Gateway"),
+        ("error-503", "503"),
+    ],
+)
 def test_upstream_5xx_becomes_502_with_its_message(client, scenario, words):
     with pytest.raises(openai.InternalServerError) as info:
         client.chat.completions.create(model=f"up/{scenario}", messages=[{"role": "user", "content": "x"}])
@@ -172,14 +186,16 @@ def test_refused_connection_is_502_unreachable(client):
 
 def test_reset_before_headers_is_502(client):
     with pytest.raises(openai.InternalServerError):
-        client.chat.completions.create(model="up/reset-before-headers", messages=[{"role": "user", "content": "x"}],
-                                       stream=True)
+        client.chat.completions.create(
+            model="up/reset-before-headers", messages=[{"role": "user", "content": "x"}], stream=True
+        )
 
 
 def test_hang_before_headers_is_504_after_first_byte_timeout(client, upstream):
     with pytest.raises(openai.APIStatusError) as info:
-        client.chat.completions.create(model="up/hang-before-headers:504", stream=True,
-                                       messages=[{"role": "user", "content": "x"}])
+        client.chat.completions.create(
+            model="up/hang-before-headers:504", stream=True, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 504
     seen = upstream.requests_for("hang-before-headers:504")[-1]
     assert seen.peer_closed.wait(2), "the gateway kept the upstream connection after giving up"
@@ -198,6 +214,7 @@ def test_stream_answered_with_html_is_502(client):
 
 # -- failures after the first byte: one in-band error, never [DONE] -----------------------
 
+
 def raw_stream(gateway, model: str) -> str:
     body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "x"}]}
     with httpx.stream("POST", gateway.url + "/v1/chat/completions", json=body, timeout=20) as response:
@@ -208,23 +225,29 @@ def raw_stream(gateway, model: str) -> str:
         return response.read().decode()
 
 
-@pytest.mark.parametrize("scenario, code", [
-    ("reset-mid-stream", "upstream_protocol_error"),
-    ("no-done", "upstream_protocol_error"),
-    ("malformed", "upstream_protocol_error"),
-    ("hang-mid-stream", "upstream_timeout"),
-])
+@pytest.mark.parametrize(
+    "scenario, code",
+    [
+        ("reset-mid-stream", "upstream_protocol_error"),
+        ("no-done", "upstream_protocol_error"),
+        ("malformed", "upstream_protocol_error"),
+        ("hang-mid-stream", "upstream_timeout"),
+    ],
+)
 def test_failure_mid_stream_ends_with_one_error_event_and_no_done(client, gateway, scenario, code):
     text = raw_stream(gateway, f"up/{scenario}")
     events = [e for e in text.split("\n\n") if e.startswith("data: ")]
     assert "data: [DONE]" not in text
-    last = json.loads(events[-1][len("data: "):])
+    last = json.loads(events[-1][len("data: ") :])
     assert last["error"]["code"] == code
     assert sum('"error"' in e for e in events) == 1
     # and the SDK raises rather than reporting a short answer as a success
     with pytest.raises(openai.APIError):
-        collect(client.chat.completions.create(model=f"up/{scenario}", stream=True,
-                                               messages=[{"role": "user", "content": "x"}]))
+        collect(
+            client.chat.completions.create(
+                model=f"up/{scenario}", stream=True, messages=[{"role": "user", "content": "x"}]
+            )
+        )
 
 
 def test_silent_stream_gets_heartbeats(gateway):
@@ -233,15 +256,19 @@ def test_silent_stream_gets_heartbeats(gateway):
 
 
 def test_slow_drip_completes(client):
-    text, _ = collect(client.chat.completions.create(
-        model="up/slow-drip", stream=True, messages=[{"role": "user", "content": "x"}]))
+    text, _ = collect(
+        client.chat.completions.create(model="up/slow-drip", stream=True, messages=[{"role": "user", "content": "x"}])
+    )
     assert text == "Hello" * 10
 
 
 def test_request_log_line(client, gateway):
     raw = client.chat.completions.with_raw_response.create(
-        model="up/text", messages=[{"role": "user", "content": "secret words"}],
-        stream=True, stream_options={"include_usage": True})
+        model="up/text",
+        messages=[{"role": "user", "content": "secret words"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     collect(raw.parse())
     line = gateway.log_line_for(raw.headers["x-request-id"])
     assert "status=200" in line and "model=up/text" in line and "target=up/text" in line
@@ -252,8 +279,11 @@ def test_request_log_line(client, gateway):
 @pytest.mark.parametrize("include_usage", [False, True])
 def test_a_whole_answer_to_a_stream_request_is_replayed_as_chunks(client, include_usage):
     options = {"include_usage": True} if include_usage else None
-    chunks = list(client.chat.completions.create(model="up/json-anyway", stream=True, stream_options=options,
-                                                 messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(
+            model="up/json-anyway", stream=True, stream_options=options, messages=[{"role": "user", "content": "hi"}]
+        )
+    )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "Hello! 你好 👋"
     usage_chunks = [c for c in chunks if c.usage is not None]
     assert len(usage_chunks) == (1 if include_usage else 0)

@@ -15,8 +15,13 @@ from tests.support import under_wine
 
 
 def start_crashing(kind: str, log_dir: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "tests.helpers.crashing_gateway", kind, str(log_dir)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.crashing_gateway", kind, str(log_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
 
 
 def crash_files(log_dir: Path) -> list[Path]:
@@ -37,8 +42,7 @@ def test_failure_in_the_serve_loop_exits_70_with_a_crash_file(tmp_path):
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 70
     events = [orjson.loads(line) for line in out.splitlines()]
-    assert events[0]["event"] == "ready" and events[-1] == {
-        "event": "fatal", "code": 70, "error": events[-1]["error"]}
+    assert events[0]["event"] == "ready" and events[-1] == {"event": "fatal", "code": 70, "error": events[-1]["error"]}
     [crash] = crash_files(tmp_path)
     text = crash.read_text()
     assert "injected failure in the serve loop" in text and "Traceback" in text and "frozen:" in text
@@ -46,10 +50,13 @@ def test_failure_in_the_serve_loop_exits_70_with_a_crash_file(tmp_path):
     assert last["code"] == 70 and last["reason"] == "internal-error" and last["crash_file"] == str(crash)
 
 
-@pytest.mark.parametrize("kind, words", [
-    ("thread", "injected failure in a thread"),
-    ("task", "injected failure in an orphaned task"),
-])
+@pytest.mark.parametrize(
+    "kind, words",
+    [
+        ("thread", "injected failure in a thread"),
+        ("task", "injected failure in an orphaned task"),
+    ],
+)
 def test_unhandled_error_in_a_thread_or_task_leaves_a_crash_file_and_keeps_serving(tmp_path, kind, words):
     proc = start_crashing(kind, tmp_path)
     assert orjson.loads(proc.stdout.readline())["event"] == "ready"

@@ -25,8 +25,9 @@ def claude(gateway):
 
 def test_first_byte_timeout_is_504_in_anthropic_shape(claude):
     with pytest.raises(anthropic.InternalServerError) as info:
-        claude.messages.create(model="up/hang-before-headers", max_tokens=5,
-                               messages=[{"role": "user", "content": "x"}])
+        claude.messages.create(
+            model="up/hang-before-headers", max_tokens=5, messages=[{"role": "user", "content": "x"}]
+        )
     assert info.value.status_code == 504 and info.value.body["error"]["type"] == "timeout_error"
 
 
@@ -51,9 +52,12 @@ def test_credentials_an_upstream_repeats_are_masked(client, claude):
 def test_client_leaving_a_gemini_stream_cancels_the_upstream(gateway, upstream):
     key = "long-stream:leave-" + uuid.uuid4().hex[:6]
     request_id = "gem-dc-" + uuid.uuid4().hex
-    sock = rawhttp.post(gateway.port, "/v1/chat/completions",
-                        {"model": f"gem/{key}", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
-                        headers={"x-request-id": request_id})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/chat/completions",
+        {"model": f"gem/{key}", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-request-id": request_id},
+    )
     seen = wait_for_request(upstream, key)
     rawhttp.read_until(sock, b"Hello!")
     rawhttp.leave(sock, "close")

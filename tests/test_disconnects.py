@@ -34,8 +34,9 @@ def test_client_leaving_cancels_the_upstream(gateway, upstream, path, how):
     }[path]
     model = f"{scenario}:{key}"
     request_id = "dc-" + uuid.uuid4().hex
-    sock = rawhttp.post(gateway.port, "/v1/chat/completions", chat(f"up/{model}", stream),
-                        headers={"x-request-id": request_id})
+    sock = rawhttp.post(
+        gateway.port, "/v1/chat/completions", chat(f"up/{model}", stream), headers={"x-request-id": request_id}
+    )
     seen = wait_for_request(upstream, model)
     if path == "mid-stream":
         assert b"data: " in rawhttp.read_until(sock, b"data: ")
@@ -49,10 +50,17 @@ def test_client_leaving_cancels_the_upstream(gateway, upstream, path, how):
 
 
 def _storm_one(port: int, rng: random.Random) -> None:
-    scenario, stream = rng.choice([
-        ("text", True), ("text", False), ("long-stream", True), ("slow-drip", True),
-        ("hang-before-headers", True), ("slow-json", False), ("echo", True),
-    ])
+    scenario, stream = rng.choice(
+        [
+            ("text", True),
+            ("text", False),
+            ("long-stream", True),
+            ("slow-drip", True),
+            ("hang-before-headers", True),
+            ("slow-json", False),
+            ("echo", True),
+        ]
+    )
     model = "echo" if scenario == "echo" else f"up/{scenario}:storm"
     try:
         sock = rawhttp.post(port, "/v1/chat/completions", chat(model, stream))

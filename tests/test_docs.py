@@ -43,12 +43,17 @@ def test_every_code_block_is_copied_from_the_example_app():
     text = DOC.read_text(encoding="utf-8")
     assert copy_problems(text) == []
     copied = {m["path"] for m in BLOCK.finditer(text) if m["path"]}
-    whole = {"tauri/example-app/src-tauri/tauri.conf.json", "tauri/example-app/src-tauri/src/gateway.rs",
-             "tauri/example-app/src-tauri/src/lib.rs", "tauri/example-app/src-tauri/src/update.rs",
-             "tauri/example-app/src-tauri/windows/hooks.nsh",
-             "tauri/example-app/src-tauri/capabilities/main.json",
-             "tauri/example-app/src-tauri/capabilities/sidecar-from-js.json",
-             "tauri/example-app/src/gateway.js", "tauri/example-app/src/sidecar-from-js.js"}
+    whole = {
+        "tauri/example-app/src-tauri/tauri.conf.json",
+        "tauri/example-app/src-tauri/src/gateway.rs",
+        "tauri/example-app/src-tauri/src/lib.rs",
+        "tauri/example-app/src-tauri/src/update.rs",
+        "tauri/example-app/src-tauri/windows/hooks.nsh",
+        "tauri/example-app/src-tauri/capabilities/main.json",
+        "tauri/example-app/src-tauri/capabilities/sidecar-from-js.json",
+        "tauri/example-app/src/gateway.js",
+        "tauri/example-app/src/sidecar-from-js.js",
+    }
     assert whole <= copied
     for path in whole:  # these are shown whole, not in part
         body = next(m["body"] for m in BLOCK.finditer(text) if m["path"] == path)
@@ -77,8 +82,13 @@ def known_flags() -> set[str]:
 @pytest.mark.parametrize("doc", ["tauri-sidecar.md", "README.md"])
 def test_documented_gateway_flags_exist(doc):
     text = (ROOT / doc).read_text(encoding="utf-8")
-    used = set(re.findall(r"(?<![\w-])(--(?:port|host|config|log-dir|log-level|parent-pid|watch-stdin|version|"
-                          r"target-triple|tauri-binaries|sidecar-name|no-smoke|seconds|connections)[a-z\-]*)", text))
+    used = set(
+        re.findall(
+            r"(?<![\w-])(--(?:port|host|config|log-dir|log-level|parent-pid|watch-stdin|version|"
+            r"target-triple|tauri-binaries|sidecar-name|no-smoke|seconds|connections)[a-z\-]*)",
+            text,
+        )
+    )
     assert used, "no flags found"
     assert used <= known_flags() | {"--seconds", "--connections"}, used - known_flags()
 
@@ -97,8 +107,9 @@ def test_workflows_pass_actionlint(workflow):
     binary = str(exe) if exe.exists() else shutil.which("actionlint")
     if binary is None:
         pytest.skip("actionlint is not installed (pip install -e '.[test]')")
-    result = subprocess.run([binary, str(ROOT / ".github" / "workflows" / workflow)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [binary, str(ROOT / ".github" / "workflows" / workflow)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -27,7 +27,9 @@ def flaky():
 @pytest.fixture(scope="module")
 def retrying(tmp_path_factory, upstream, flaky):
     tmp = tmp_path_factory.mktemp("retrying")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [timeouts]
 first_byte = 5
 
@@ -50,7 +52,8 @@ models = ["dead-model"]
 [aliases]
 resilient = ["flaky/503-then-close", "up/text:resilient"]
 hopeless = ["dead/x", "up/error-500:hopeless"]
-""")
+""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         yield gw
 
@@ -62,8 +65,7 @@ def sdk(retrying):
 
 
 def test_alias_survives_a_target_that_answers_503_then_refuses(sdk, retrying, upstream, flaky):
-    raw = sdk.chat.completions.with_raw_response.create(
-        model="resilient", messages=[{"role": "user", "content": "hi"}])
+    raw = sdk.chat.completions.with_raw_response.create(model="resilient", messages=[{"role": "user", "content": "hi"}])
     assert raw.parse().choices[0].message.content == "Hello! 你好 👋"
     assert raw.headers["x-gateway-target"] == "up/text:resilient"
     assert len(flaky.requests_for("503-then-close")) == 1  # the retry was refused at connect
@@ -84,8 +86,14 @@ def test_a_stream_failing_after_its_first_byte_is_not_retried(sdk, retrying, ups
     key = f"reset-mid-stream:{uuid.uuid4().hex[:8]}"
     rid = "no-retry-" + uuid.uuid4().hex
     with pytest.raises(openai.APIError):
-        collect(sdk.chat.completions.create(model=f"up/{key}", stream=True, extra_headers={"x-request-id": rid},
-                                            messages=[{"role": "user", "content": "hi"}]))
+        collect(
+            sdk.chat.completions.create(
+                model=f"up/{key}",
+                stream=True,
+                extra_headers={"x-request-id": rid},
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        )
     line = retrying.log_line_for(rid)  # written once the request is over: no retry can follow
     assert "attempts=" not in line, line
     assert len(upstream.requests_for(key)) == 1
@@ -100,7 +108,9 @@ def test_when_everything_fails_the_last_error_comes_back_with_should_retry_false
 
 def test_client_leaving_during_backoff_never_reaches_the_next_target(tmp_path, upstream):
     key = uuid.uuid4().hex[:8]
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 [retry]
 attempts = 2
 retry_after_max = 5
@@ -108,12 +118,16 @@ retry_after_max = 5
 {openai_provider("up", upstream.base_url)}
 [aliases]
 chain = ["up/429-slow:{key}", "up/text:{key}"]
-""")
+""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
         rid = "backoff-" + key
-        sock = rawhttp.post(gw.port, "/v1/chat/completions",
-                            {"model": "chain", "messages": [{"role": "user", "content": "hi"}]},
-                            headers={"x-request-id": rid})
+        sock = rawhttp.post(
+            gw.port,
+            "/v1/chat/completions",
+            {"model": "chain", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"x-request-id": rid},
+        )
         wait_for_request(upstream, f"429-slow:{key}")
         time.sleep(0.2)  # into the 2 s backoff that retry-after asked for
         rawhttp.abort(sock)
@@ -125,8 +139,12 @@ chain = ["up/429-slow:{key}", "up/text:{key}"]
 
 def test_the_log_line_names_the_attempts_and_target_when_every_try_failed(retrying):
     rid = "hopeless-" + uuid.uuid4().hex
-    reply = httpx.post(retrying.url + "/v1/chat/completions", headers={"x-request-id": rid}, timeout=30,
-                       json={"model": "hopeless", "messages": [{"role": "user", "content": "hi"}]})
+    reply = httpx.post(
+        retrying.url + "/v1/chat/completions",
+        headers={"x-request-id": rid},
+        timeout=30,
+        json={"model": "hopeless", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert reply.status_code == 502
     line = retrying.log_line_for(rid)
     assert "attempts=4" in line and "target=up/error-500:hopeless" in line, line
@@ -135,9 +153,12 @@ def test_the_log_line_names_the_attempts_and_target_when_every_try_failed(retryi
 def test_the_log_line_names_the_target_when_the_client_left_before_the_answer(retrying, upstream):
     rid = "left-" + uuid.uuid4().hex
     model = f"hang-before-headers:{rid}"
-    sock = rawhttp.post(retrying.port, "/v1/chat/completions", {
-        "model": f"up/{model}", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
-        headers={"x-request-id": rid})
+    sock = rawhttp.post(
+        retrying.port,
+        "/v1/chat/completions",
+        {"model": f"up/{model}", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        headers={"x-request-id": rid},
+    )
     deadline = time.monotonic() + 5
     while not upstream.requests_for(model) and time.monotonic() < deadline:
         time.sleep(0.01)

@@ -14,13 +14,18 @@ from tests.gateway import GatewayProcess, gateway_command, pid_gone
 
 COMMAND = gateway_command()
 frozen_only = pytest.mark.skipif(
-    not os.environ.get("AI_GATEWAY_CMD"), reason="needs the frozen binary (set AI_GATEWAY_CMD)")
+    not os.environ.get("AI_GATEWAY_CMD"), reason="needs the frozen binary (set AI_GATEWAY_CMD)"
+)
 
 
 @frozen_only
 def test_killing_the_bootloader_ends_the_gateway_even_while_stdin_is_held(tmp_path):
-    proc = subprocess.Popen(COMMAND + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        COMMAND + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready = orjson.loads(proc.stdout.readline())
         assert ready["pid"] != proc.pid, "not a onefile build: no bootloader process"
@@ -38,8 +43,12 @@ def test_killing_the_bootloader_ends_the_gateway_even_while_stdin_is_held(tmp_pa
 def test_previous_exit_reports_a_killed_bootloader(tmp_path):
     """The gateway outlives a killed bootloader only briefly and stops cleanly, yet nobody
     asked it to stop: the next run says so (code 0, reason parent-exit, bootloader_killed)."""
-    proc = subprocess.Popen(COMMAND + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        COMMAND + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         ready = orjson.loads(proc.stdout.readline())
         assert ready["pid"] != proc.pid, "not a onefile build: no bootloader process"

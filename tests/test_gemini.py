@@ -18,47 +18,89 @@ pytestmark = pytest.mark.usefixtures("leak_guard")
 
 # -- request transform -----------------------------------------------------------------------
 
+
 def test_system_turns_images_and_tools():
-    out = to_gemini_request({
-        "messages": [
-            {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": [
-                {"type": "text", "text": "what is this?"},
-                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
-                {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}}]},
-            {"role": "user", "content": "and the weather?"},
-            {"role": "assistant", "content": None, "tool_calls": [
-                {"id": "call_1", "type": "function",
-                 "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
-            {"role": "tool", "tool_call_id": "call_1", "content": '{"sky":"sunny"}'},
-            {"role": "tool", "tool_call_id": "call_1", "content": "plain text"},
-        ],
-        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
-                                                    "parameters": {"type": "object"}}}],
-        "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-        "max_tokens": 50, "temperature": 0.3, "top_p": 0.9, "stop": "END",
-        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
-    })
+    out = to_gemini_request(
+        {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                        {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}},
+                    ],
+                },
+                {"role": "user", "content": "and the weather?"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": '{"sky":"sunny"}'},
+                {"role": "tool", "tool_call_id": "call_1", "content": "plain text"},
+            ],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "get_weather", "description": "Weather", "parameters": {"type": "object"}},
+                }
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+            "max_tokens": 50,
+            "temperature": 0.3,
+            "top_p": 0.9,
+            "stop": "END",
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        }
+    )
     assert out["systemInstruction"] == {"parts": [{"text": "Be brief."}]}
     assert out["contents"] == [
-        {"role": "user", "parts": [{"text": "what is this?"},
-                                   {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
-                                   {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/cat.jpg"}},
-                                   {"text": "and the weather?"}]},
+        {
+            "role": "user",
+            "parts": [
+                {"text": "what is this?"},
+                {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
+                {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x/cat.jpg"}},
+                {"text": "and the weather?"},
+            ],
+        },
         {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]},
-        {"role": "user", "parts": [
-            {"functionResponse": {"name": "get_weather", "response": {"sky": "sunny"}}},
-            {"functionResponse": {"name": "get_weather", "response": {"result": "plain text"}}}]},
+        {
+            "role": "user",
+            "parts": [
+                {"functionResponse": {"name": "get_weather", "response": {"sky": "sunny"}}},
+                {"functionResponse": {"name": "get_weather", "response": {"result": "plain text"}}},
+            ],
+        },
     ]
-    assert out["tools"] == [{"functionDeclarations": [
-        {"name": "get_weather", "description": "Weather", "parametersJsonSchema": {"type": "object"}}]}]
+    assert out["tools"] == [
+        {
+            "functionDeclarations": [
+                {"name": "get_weather", "description": "Weather", "parametersJsonSchema": {"type": "object"}}
+            ]
+        }
+    ]
     assert out["toolConfig"] == {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
-    assert out["generationConfig"] == {"temperature": 0.3, "topP": 0.9, "maxOutputTokens": 50,
-                                       "stopSequences": ["END"], "responseMimeType": "application/json",
-                                       "responseJsonSchema": {"type": "object"}}
+    assert out["generationConfig"] == {
+        "temperature": 0.3,
+        "topP": 0.9,
+        "maxOutputTokens": 50,
+        "stopSequences": ["END"],
+        "responseMimeType": "application/json",
+        "responseJsonSchema": {"type": "object"},
+    }
 
 
 # -- answer transforms -------------------------------------------------------------------------
+
 
 def test_function_call_answer_and_thinking_usage():
     import orjson
@@ -72,8 +114,9 @@ def test_function_call_answer_and_thinking_usage():
     assert completion["usage"] == {"prompt_tokens": 50, "completion_tokens": 41, "total_tokens": 91}
 
 
-@pytest.mark.parametrize("name, where", [("gemini_prompt_blocked.json", "prompt"),
-                                         ("gemini_answer_blocked.json", "answer")])
+@pytest.mark.parametrize(
+    "name, where", [("gemini_prompt_blocked.json", "prompt"), ("gemini_answer_blocked.json", "answer")]
+)
 def test_safety_blocks_are_clear_errors(name, where):
     import orjson
 
@@ -97,6 +140,7 @@ def test_safety_stop_after_text_is_a_content_filter_finish():
 
 # -- the openai SDK, end to end --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("scenario", ["text", "tools"])
 def test_gemini_looks_like_openai(client, scenario, stream):
@@ -110,26 +154,34 @@ def test_gemini_looks_like_openai(client, scenario, stream):
 @pytest.mark.parametrize("stream", [False, True])
 def test_request_reaches_gemini_translated(client, upstream, stream):
     key = f"text:shape-{stream}"
-    reply = client.chat.completions.create(model=f"gem/{key}", stream=stream, messages=[
-        {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}])
+    reply = client.chat.completions.create(
+        model=f"gem/{key}",
+        stream=stream,
+        messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}],
+    )
     if stream:
         list(reply)
     seen = upstream.requests_for(key)[-1]
     method = "streamGenerateContent?alt=sse" if stream else "generateContent"
     assert seen.path == f"/v1beta/models/text%3Ashape-{stream}:{method}"
     assert seen.headers["x-goog-api-key"] == UPSTREAM_KEY and "authorization" not in seen.headers
-    assert seen.body == {"systemInstruction": {"parts": [{"text": "be brief"}]},
-                         "contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    assert seen.body == {
+        "systemInstruction": {"parts": [{"text": "be brief"}]},
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+    }
 
 
-@pytest.mark.parametrize("model, error, text", [
-    ("gem/error-400", openai.BadRequestError, "API key not valid"),
-    ("gem/error-404", openai.NotFoundError, "is not found"),
-    ("gem/error-429", openai.RateLimitError, "exceeded your current quota"),
-    ("gem/error-503", openai.InternalServerError, "overloaded"),
-    ("gem/prompt-blocked", openai.BadRequestError, "safety filters blocked the prompt"),
-    ("gem/answer-blocked", openai.BadRequestError, "safety filters blocked the answer"),
-])
+@pytest.mark.parametrize(
+    "model, error, text",
+    [
+        ("gem/error-400", openai.BadRequestError, "API key not valid"),
+        ("gem/error-404", openai.NotFoundError, "is not found"),
+        ("gem/error-429", openai.RateLimitError, "exceeded your current quota"),
+        ("gem/error-503", openai.InternalServerError, "overloaded"),
+        ("gem/prompt-blocked", openai.BadRequestError, "safety filters blocked the prompt"),
+        ("gem/answer-blocked", openai.BadRequestError, "safety filters blocked the answer"),
+    ],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_gemini_errors_map_to_openai_statuses(client, model, error, text, stream):
     with pytest.raises(error) as info:
@@ -143,8 +195,9 @@ def test_gemini_errors_map_to_openai_statuses(client, model, error, text, stream
 
 def test_safety_stop_mid_stream_finishes_with_content_filter(client):
     text, finish = "", None
-    for chunk in client.chat.completions.create(model="gem/safety-midstream", stream=True,
-                                                messages=[{"role": "user", "content": "x"}]):
+    for chunk in client.chat.completions.create(
+        model="gem/safety-midstream", stream=True, messages=[{"role": "user", "content": "x"}]
+    ):
         for choice in chunk.choices:
             text += choice.delta.content or ""
             finish = choice.finish_reason or finish
@@ -154,8 +207,9 @@ def test_safety_stop_mid_stream_finishes_with_content_filter(client):
 def test_stream_without_a_finish_reason_is_an_in_band_error(client):
     text = ""
     with pytest.raises(openai.APIError) as info:
-        for chunk in client.chat.completions.create(model="gem/no-finish", stream=True,
-                                                    messages=[{"role": "user", "content": "x"}]):
+        for chunk in client.chat.completions.create(
+            model="gem/no-finish", stream=True, messages=[{"role": "user", "content": "x"}]
+        ):
             for choice in chunk.choices:
                 text += choice.delta.content or ""
     assert text == "Hello!" and "finishReason" in info.value.message
@@ -163,16 +217,27 @@ def test_stream_without_a_finish_reason_is_an_in_band_error(client):
 
 def test_thought_signatures_go_back_with_their_calls(client, upstream):
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
-    reply = client.chat.completions.create(model="gem/tools", tools=tools,
-                                           messages=[{"role": "user", "content": "weather in Paris?"}])
+    reply = client.chat.completions.create(
+        model="gem/tools", tools=tools, messages=[{"role": "user", "content": "weather in Paris?"}]
+    )
     call = reply.choices[0].message.tool_calls[0]
     key = "text:signed"
-    client.chat.completions.create(model=f"gem/{key}", tools=tools, messages=[
-        {"role": "user", "content": "weather in Paris?"},
-        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
-        {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
-    ])
+    client.chat.completions.create(
+        model=f"gem/{key}",
+        tools=tools,
+        messages=[
+            {"role": "user", "content": "weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+            {"role": "tool", "tool_call_id": call.id, "content": "sunny"},
+        ],
+    )
     model_turn = upstream.requests_for(key)[-1].body["contents"][1]
-    assert model_turn == {"role": "model", "parts": [{
-        "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
-        "thoughtSignature": "CiQB0e2Kb8rvx3Vn1hC5JtZQ2bYt0aQ0"}]}
+    assert model_turn == {
+        "role": "model",
+        "parts": [
+            {
+                "functionCall": {"name": "get_weather", "args": {"city": "Paris"}},
+                "thoughtSignature": "CiQB0e2Kb8rvx3Vn1hC5JtZQ2bYt0aQ0",
+            }
+        ],
+    }

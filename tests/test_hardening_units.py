@@ -16,16 +16,19 @@ from app.server.bodies import MAX_DEPTH, nesting_depth, parse_json_object
 from app.text import header_value, log_field, printable
 
 
-@pytest.mark.parametrize("raw, safe", [
-    ("gpt-4o", "gpt-4o"),
-    ("a\nb", "a\\x0ab"),
-    ("a\rb", "a\\x0db"),
-    ("\x1b[31mred", "\\x1b[31mred"),
-    ("a\u2028b", "a\\u2028b"),
-    ("evil\u202egnp", "evil\\u202egnp"),
-    ("bad \udcff byte", "bad \\udcff byte"),
-    ("你好 👋", "你好 👋"),
-])
+@pytest.mark.parametrize(
+    "raw, safe",
+    [
+        ("gpt-4o", "gpt-4o"),
+        ("a\nb", "a\\x0ab"),
+        ("a\rb", "a\\x0db"),
+        ("\x1b[31mred", "\\x1b[31mred"),
+        ("a\u2028b", "a\\u2028b"),
+        ("evil\u202egnp", "evil\\u202egnp"),
+        ("bad \udcff byte", "bad \\udcff byte"),
+        ("你好 👋", "你好 👋"),
+    ],
+)
 def test_printable_escapes_what_could_forge_or_break_a_line(raw, safe):
     assert printable(raw) == safe
 
@@ -35,12 +38,15 @@ def test_printable_cuts_long_text():
     assert len(out) < 130 and out.endswith("more]")
 
 
-@pytest.mark.parametrize("raw, field", [
-    ("up/text", "up/text"),
-    ("up/text status=200", '"up/text status=200"'),
-    ('a"b', '"a\\"b"'),
-    ("a\nb", '"a\\\\x0ab"'),
-])
+@pytest.mark.parametrize(
+    "raw, field",
+    [
+        ("up/text", "up/text"),
+        ("up/text status=200", '"up/text status=200"'),
+        ('a"b', '"a\\"b"'),
+        ("a\nb", '"a\\\\x0ab"'),
+    ],
+)
 def test_log_fields_are_quoted_when_they_could_pose_as_another(raw, field):
     assert log_field(raw) == field
 
@@ -50,9 +56,15 @@ def test_header_values_are_printable_ascii():
     assert value.isascii() and value.isprintable()
 
 
-@pytest.mark.parametrize("body, depth", [
-    ({}, 1), ({"a": 1}, 1), ({"a": [1, {"b": []}]}, 4), ({"a": [[[[]]]]}, 5),
-])
+@pytest.mark.parametrize(
+    "body, depth",
+    [
+        ({}, 1),
+        ({"a": 1}, 1),
+        ({"a": [1, {"b": []}]}, 4),
+        ({"a": [[[[]]]]}, 5),
+    ],
+)
 def test_nesting_depth(body, depth):
     assert nesting_depth(body) == depth
 
@@ -87,7 +99,8 @@ def test_cooldowns_still_work_within_the_bound():
 
 
 def test_every_configured_credential_is_a_secret():
-    config = parse_config("""
+    config = parse_config(
+        """
 [providers.up]
 type = "openai"
 base_url = "http://127.0.0.1:1/v1"
@@ -99,22 +112,36 @@ type = "process"
 command = ["model", "--key", "${PROGRAM_KEY}"]
 models = ["m"]
 env = { TOKEN_FOR_PROGRAM = "${PROGRAM_TOKEN}" }
-""", env={"AUTH": "auth-value", "PROGRAM_KEY": "program-key", "PROGRAM_TOKEN": "program-token"})
+""",
+        env={"AUTH": "auth-value", "PROGRAM_KEY": "program-key", "PROGRAM_TOKEN": "program-token"},
+    )
     secrets = set(config.secrets())
     assert {"auth-value", "literal-secret", "program-key", "program-token"} <= secrets
     assert "My App" not in secrets and "model" not in secrets
 
 
 def test_a_program_gets_the_basics_and_its_own_env_only():
-    config = parse_config("""
+    config = parse_config(
+        """
 [providers.local]
 type = "process"
 command = ["model"]
 models = ["m"]
 env = { MODEL_HOME = "/models" }
-""", env={})
-    env = program_env(config.providers[0], {"PATH": "/bin", "LC_ALL": "C.UTF-8", "AI_GATEWAY_TOKEN": "t",
-                                            "OPENAI_API_KEY": "sk-x", "SECRET": "s", "HOME": "/home/u"})
+""",
+        env={},
+    )
+    env = program_env(
+        config.providers[0],
+        {
+            "PATH": "/bin",
+            "LC_ALL": "C.UTF-8",
+            "AI_GATEWAY_TOKEN": "t",
+            "OPENAI_API_KEY": "sk-x",
+            "SECRET": "s",
+            "HOME": "/home/u",
+        },
+    )
     assert env == {"PATH": "/bin", "LC_ALL": "C.UTF-8", "HOME": "/home/u", "MODEL_HOME": "/models"}
 
 

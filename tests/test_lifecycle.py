@@ -23,13 +23,20 @@ from tests.support import openai_provider
 def run_to_exit(args: list[str], tmp: Path, env: dict | None = None, timeout: float = 20):
     full_env = {**os.environ, **(env or {})}
     full_env.pop("AI_GATEWAY_TOKEN", None) if "AI_GATEWAY_TOKEN" not in (env or {}) else None
-    proc = subprocess.run(gateway_command() + args + ["--log-dir", str(tmp / "logs")], capture_output=True,
-                          timeout=timeout, env=full_env, stdin=subprocess.DEVNULL, cwd=ROOT)
+    proc = subprocess.run(
+        gateway_command() + args + ["--log-dir", str(tmp / "logs")],
+        capture_output=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
     lines = [orjson.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     return proc.returncode, lines, proc.stderr.decode("utf-8", "replace")
 
 
 # -- the ready line ----------------------------------------------------------------------
+
 
 def test_ready_line_says_everything_a_supervisor_needs(tmp_path):
     with GatewayProcess(["--port", "0"], tmp=tmp_path) as gw:
@@ -44,8 +51,7 @@ def test_ready_line_says_everything_a_supervisor_needs(tmp_path):
 
 def test_stdout_carries_only_json_lines(tmp_path):
     gw = GatewayProcess(["--port", "0", "--log-level", "debug"], tmp=tmp_path)
-    httpx.post(gw.url + "/v1/chat/completions", json={"model": "echo", "messages": [
-        {"role": "user", "content": "hi"}]})
+    httpx.post(gw.url + "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]})
     gw.close_stdin()
     assert gw.wait() == 0
     time.sleep(0.1)
@@ -54,6 +60,7 @@ def test_stdout_carries_only_json_lines(tmp_path):
 
 
 # -- stop paths ------------------------------------------------------------------------------
+
 
 def test_stdin_eof_stops_with_exit_0(tmp_path):
     gw = GatewayProcess(["--port", "0"], tmp=tmp_path)
@@ -94,8 +101,9 @@ def test_admin_shutdown_answers_then_stops(tmp_path):
 
 def test_parent_death_stops_the_gateway(tmp_path):
     """An app killed with SIGKILL: its gateway, with --parent-pid, is gone within seconds."""
-    parent = subprocess.Popen([sys.executable, "-m", "tests.helpers.parent", str(tmp_path / "logs")],
-                              stdout=subprocess.PIPE, cwd=ROOT)
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.parent", str(tmp_path / "logs")], stdout=subprocess.PIPE, cwd=ROOT
+    )
     try:
         ready = orjson.loads(parent.stdout.readline())
         assert ready["event"] == "ready"
@@ -109,10 +117,13 @@ def test_parent_death_stops_the_gateway(tmp_path):
 
 @posix_signals
 def test_sigterm_during_a_stream_drains_then_ends_it_honestly(tmp_path, upstream):
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 [server]
 drain_seconds = 1
-{openai_provider("up", upstream.base_url)}""")
+{openai_provider("up", upstream.base_url)}""",
+    )
     gw = GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path)
     received: list[str] = []
     first = threading.Event()
@@ -143,6 +154,7 @@ drain_seconds = 1
 
 
 # -- failures before ready: fatal line and exit code ------------------------------------------
+
 
 @pytest.mark.parametrize("args", [["--bogus"], ["--port", "abc"], ["--port", "70000"], ["--parent-pid", "x"]])
 def test_bad_command_line_is_64(tmp_path, args):
@@ -182,8 +194,9 @@ def test_non_loopback_host_without_token_is_78(tmp_path):
 
 
 def test_non_loopback_host_with_token_starts(tmp_path):
-    with GatewayProcess(["--host", "0.0.0.0", "--port", "0"], tmp=tmp_path,
-                        env={"AI_GATEWAY_TOKEN": "tok-test-123456"}) as gw:
+    with GatewayProcess(
+        ["--host", "0.0.0.0", "--port", "0"], tmp=tmp_path, env={"AI_GATEWAY_TOKEN": "tok-test-123456"}
+    ) as gw:
         assert gw.ready["host"] == "0.0.0.0"
 
 
@@ -194,16 +207,19 @@ def test_version(tmp_path):
 
 def test_check_config(tmp_path):
     good = write_config(tmp_path, '[providers.e]\ntype = "echo"\n[aliases]\nfast = ["e/echo"]\n')
-    proc = subprocess.run(gateway_command() + ["check-config", "--config", str(good)], capture_output=True,
-                          cwd=ROOT, timeout=20)
+    proc = subprocess.run(
+        gateway_command() + ["check-config", "--config", str(good)], capture_output=True, cwd=ROOT, timeout=20
+    )
     assert proc.returncode == 0 and b"alias fast" in proc.stdout
     bad = write_config(tmp_path, '[providers.e]\ntype = "warp"\n')
-    proc = subprocess.run(gateway_command() + ["check-config", "--config", str(bad)], capture_output=True,
-                          cwd=ROOT, timeout=20)
+    proc = subprocess.run(
+        gateway_command() + ["check-config", "--config", str(bad)], capture_output=True, cwd=ROOT, timeout=20
+    )
     assert proc.returncode == 78 and b"providers.e.type" in proc.stderr
 
 
 # -- previous_exit ---------------------------------------------------------------------------
+
 
 def test_previous_exit_is_null_after_a_clean_stop_and_unclean_after_sigkill(tmp_path):
     first = GatewayProcess(["--port", "0"], tmp=tmp_path)
@@ -260,8 +276,10 @@ def test_reload_over_http_and_refusal_keeps_the_old_config(tmp_path):
         assert "later" in models(gw)
 
 
-@pytest.mark.parametrize("how", ["stdin", pytest.param("sighup", marks=pytest.mark.skipif(
-    sys.platform == "win32", reason="no SIGHUP on Windows"))])
+@pytest.mark.parametrize(
+    "how",
+    ["stdin", pytest.param("sighup", marks=pytest.mark.skipif(sys.platform == "win32", reason="no SIGHUP on Windows"))],
+)
 def test_reload_from_stdin_and_sighup(tmp_path, how):
     config = write_config(tmp_path, RELOAD_BASE)
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
@@ -278,8 +296,11 @@ def test_reload_from_stdin_and_sighup(tmp_path, how):
 
 
 def test_requests_in_flight_finish_on_the_old_config(tmp_path, upstream):
-    config = write_config(tmp_path, f"""
-{openai_provider("up", upstream.base_url)}""")
+    config = write_config(
+        tmp_path,
+        f"""
+{openai_provider("up", upstream.base_url)}""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp_path) as gw:
         body = {"model": "slow-drip:reload", "stream": True, "messages": [{"role": "user", "content": "x"}]}
         with httpx.stream("POST", gw.url + "/v1/chat/completions", json=body, timeout=30) as response:

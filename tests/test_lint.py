@@ -1,5 +1,5 @@
-"""The lint and type gate: ruff over all code and mypy over app/, with the settings in
-pyproject.toml."""
+"""The lint, format and type gate: ruff (lint and format) over all code and mypy over app/,
+with the settings in pyproject.toml."""
 
 from __future__ import annotations
 
@@ -23,9 +23,25 @@ def tool(name: str) -> str:
 
 
 def test_ruff_finds_nothing():
-    result = subprocess.run([tool("ruff"), "check", "app", "tests", "bench", "build", ".ci"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [tool("ruff"), "check", "app", "tests", "bench", "build", ".ci"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_code_is_formatted():
+    result = subprocess.run(
+        [tool("ruff"), "format", "--check", "app", "tests", "bench", "build", ".ci"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, "run `ruff format` first:\n" + result.stdout + result.stderr
 
 
 def test_mypy_finds_nothing():

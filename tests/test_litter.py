@@ -31,10 +31,10 @@ def extraction_dir(parent: Path, name: str, executable: str | None = EXE, pids=(
 def test_only_dead_runs_of_the_same_executable_are_stale(tmp_path):
     own = extraction_dir(tmp_path, "_MEIown", pids=(1,))
     dead = extraction_dir(tmp_path, "_MEIdead", pids=(111, 112))
-    extraction_dir(tmp_path, "_MEIalive", pids=(111, 222))       # its gateway still runs
+    extraction_dir(tmp_path, "_MEIalive", pids=(111, 222))  # its gateway still runs
     extraction_dir(tmp_path, "_MEIother", executable="/opt/other/app")  # another program
-    extraction_dir(tmp_path, "_MEInomark", executable=None)       # killed before its mark, or not ours
-    extraction_dir(tmp_path, "_MEImapped")                        # a process maps a file from it
+    extraction_dir(tmp_path, "_MEInomark", executable=None)  # killed before its mark, or not ours
+    extraction_dir(tmp_path, "_MEImapped")  # a process maps a file from it
     extraction_dir(tmp_path, "notmei")
     (tmp_path / "_MEIfile").write_text("x")
     stale = stale_dirs(tmp_path, own, EXE, alive=lambda pid: pid == 222, in_use={"_MEImapped"})
@@ -67,8 +67,13 @@ def test_killed_bootloaders_leave_nothing_after_one_more_start(tmp_path):
     env = {**os.environ, "TMPDIR": str(temp), "TMP": str(temp), "TEMP": str(temp)}
 
     def start() -> tuple[subprocess.Popen, dict]:
-        proc = subprocess.Popen(command + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
+        proc = subprocess.Popen(
+            command + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path / "logs")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
         ready = orjson.loads(proc.stdout.readline())
         assert ready["event"] == "ready" and ready["pid"] != proc.pid, "not a onefile build"
         return proc, ready

@@ -24,8 +24,11 @@ from tests.upstream import sse_events
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
 
-WEATHER_TOOL = {"name": "get_weather", "description": "Weather in a city",
-                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 @pytest.fixture
@@ -36,61 +39,130 @@ def claude(gateway):
 
 # -- request transform -----------------------------------------------------------------------
 
+
 def test_system_images_tools_and_results_become_chat():
-    out = ad.from_messages_request({
-        "model": "m", "max_tokens": 100, "system": [{"type": "text", "text": "Be brief."}],
-        "messages": [
-            {"role": "user", "content": [
-                {"type": "text", "text": "what is this?"},
-                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
-                {"type": "image", "source": {"type": "url", "url": "https://x/cat.jpg"}}]},
-            {"role": "assistant", "content": [
-                {"type": "thinking", "thinking": "hm", "signature": "s"},
-                {"type": "text", "text": "Checking."},
-                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}}]},
-            {"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [{"type": "text", "text": "sunny"}]},
-                {"type": "text", "text": "and tomorrow?"}]},
-            {"role": "assistant", "content": "no idea"},
-        ],
-        "tools": [WEATHER_TOOL], "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
-        "stop_sequences": ["END"], "temperature": 0.2, "metadata": {"user_id": "u-1"}, "stream": True,
-    })
+    out = ad.from_messages_request(
+        {
+            "model": "m",
+            "max_tokens": 100,
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "what is this?"},
+                        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBO"}},
+                        {"type": "image", "source": {"type": "url", "url": "https://x/cat.jpg"}},
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": "s"},
+                        {"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "toolu_1",
+                            "content": [{"type": "text", "text": "sunny"}],
+                        },
+                        {"type": "text", "text": "and tomorrow?"},
+                    ],
+                },
+                {"role": "assistant", "content": "no idea"},
+            ],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+            "stop_sequences": ["END"],
+            "temperature": 0.2,
+            "metadata": {"user_id": "u-1"},
+            "stream": True,
+        }
+    )
     assert out["messages"] == [
         {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": [
-            {"type": "text", "text": "what is this?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
-            {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}}]},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "toolu_1", "type": "function",
-             "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "what is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBO"}},
+                {"type": "image_url", "image_url": {"url": "https://x/cat.jpg"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "toolu_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
         {"role": "user", "content": [{"type": "text", "text": "and tomorrow?"}]},
         {"role": "assistant", "content": "no idea"},
     ]
-    assert out["tools"] == [{"type": "function", "function": {
-        "name": "get_weather", "parameters": WEATHER_TOOL["input_schema"], "description": "Weather in a city"}}]
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": WEATHER_TOOL["input_schema"],
+                "description": "Weather in a city",
+            },
+        }
+    ]
     assert out["tool_choice"] == "required" and out["parallel_tool_calls"] is False
     assert out["stop"] == ["END"] and out["max_tokens"] == 100 and out["user"] == "u-1"
     assert out["stream_options"] == {"include_usage": True}
 
 
 def test_error_tool_results_say_so():
-    out = ad.from_messages_request({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
-        {"type": "tool_result", "tool_use_id": "t", "content": "no such city", "is_error": True}]}]})
+    out = ad.from_messages_request(
+        {
+            "model": "m",
+            "max_tokens": 5,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t", "content": "no such city", "is_error": True}
+                    ],
+                }
+            ],
+        }
+    )
     assert out["messages"] == [{"role": "tool", "tool_call_id": "t", "content": "Error: no such city"}]
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "m", "max_tokens": 5}, "messages"),
-    ({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages.0"),
-    ({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
-    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
-      "tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "tools.0"),
-    ({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document"}]}]},
-     "messages.0.content[0]"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "m", "max_tokens": 5}, "messages"),
+        ({"model": "m", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages.0"),
+        ({"model": "m", "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+        (
+            {
+                "model": "m",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": "x"}],
+                "tools": [{"type": "web_search_20250305", "name": "web_search"}],
+            },
+            "tools.0",
+        ),
+        (
+            {"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "document"}]}]},
+            "messages.0.content[0]",
+        ),
+    ],
+)
 def test_bad_requests_name_the_param(body, param):
     with pytest.raises(InvalidRequest) as info:
         ad.from_messages_request(body)
@@ -99,16 +171,36 @@ def test_bad_requests_name_the_param(body, param):
 
 # -- answer and stream transforms --------------------------------------------------------------
 
-@pytest.mark.parametrize("finish, stop_reason", [("stop", "end_turn"), ("length", "max_tokens"),
-                                                 ("tool_calls", "tool_use"), ("content_filter", "refusal")])
+
+@pytest.mark.parametrize(
+    "finish, stop_reason",
+    [("stop", "end_turn"), ("length", "max_tokens"), ("tool_calls", "tool_use"), ("content_filter", "refusal")],
+)
 def test_completion_becomes_a_message(finish, stop_reason):
-    out = ad.to_message({"choices": [{"index": 0, "finish_reason": finish, "message": {
-        "role": "assistant", "content": "hi", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 4}}, "m")
+    out = ad.to_message(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": finish,
+                    "message": {
+                        "role": "assistant",
+                        "content": "hi",
+                        "tool_calls": [
+                            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}
+                        ],
+                    },
+                }
+            ],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+        },
+        "m",
+    )
     assert out["type"] == "message" and out["role"] == "assistant" and out["id"].startswith("msg_")
-    assert out["content"] == [{"type": "text", "text": "hi"},
-                              {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}}]
+    assert out["content"] == [
+        {"type": "text", "text": "hi"},
+        {"type": "tool_use", "id": "call_1", "name": "f", "input": {"a": 1}},
+    ]
     assert out["stop_reason"] == stop_reason and out["usage"] == {"input_tokens": 3, "output_tokens": 4}
 
 
@@ -152,21 +244,28 @@ def test_tool_stream_event_sequence():
     assert events[-2][1]["delta"]["stop_reason"] == "tool_use"
 
 
-@pytest.mark.parametrize("error, status_type", [
-    (InvalidRequest("x"), "invalid_request_error"), (Unauthorized("x"), "authentication_error"),
-    (ModelNotFound("x"), "not_found_error"), (PayloadTooLarge("x"), "request_too_large"),
-    (UpstreamTimeout("x"), "timeout_error"),
-])
+@pytest.mark.parametrize(
+    "error, status_type",
+    [
+        (InvalidRequest("x"), "invalid_request_error"),
+        (Unauthorized("x"), "authentication_error"),
+        (ModelNotFound("x"), "not_found_error"),
+        (PayloadTooLarge("x"), "request_too_large"),
+        (UpstreamTimeout("x"), "timeout_error"),
+    ],
+)
 def test_errors_in_anthropic_shape(error, status_type):
     assert ad.error_body(error) == {"type": "error", "error": {"type": status_type, "message": "x"}}
 
 
 # -- the anthropic SDK, end to end -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("model", ["up/text", "claude/text", "gem/text"])
 def test_create(claude, model):
-    message = claude.messages.create(model=model, max_tokens=100, system="be brief",
-                                     messages=[{"role": "user", "content": "hi"}])
+    message = claude.messages.create(
+        model=model, max_tokens=100, system="be brief", messages=[{"role": "user", "content": "hi"}]
+    )
     assert message.content[0].type == "text" and message.content[0].text == "Hello! 你好 👋"
     assert message.stop_reason == "end_turn" and message.role == "assistant"
     assert message.usage.input_tokens == 9 and message.usage.output_tokens == 6
@@ -184,8 +283,9 @@ def test_stream(claude, model):
 @pytest.mark.parametrize("stream", [False, True])
 @pytest.mark.parametrize("model", ["up/tools", "claude/tools", "gem/tools"])
 def test_tools(claude, model, stream):
-    kwargs = dict(model=model, max_tokens=100, tools=[WEATHER_TOOL],
-                  messages=[{"role": "user", "content": "weather in Paris?"}])
+    kwargs = dict(
+        model=model, max_tokens=100, tools=[WEATHER_TOOL], messages=[{"role": "user", "content": "weather in Paris?"}]
+    )
     if stream:
         with claude.messages.stream(**kwargs) as events:
             message = events.get_final_message()
@@ -198,25 +298,41 @@ def test_tools(claude, model, stream):
 
 def test_tool_result_reaches_a_chat_upstream(claude, upstream):
     key = "echo-body:tr-" + uuid.uuid4().hex[:6]
-    claude.messages.create(model=f"up/{key}", max_tokens=10, tools=[WEATHER_TOOL], messages=[
-        {"role": "user", "content": "weather?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_9", "name": "get_weather",
-                                           "input": {"city": "Oslo"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "snow"}]},
-    ])
+    claude.messages.create(
+        model=f"up/{key}",
+        max_tokens=10,
+        tools=[WEATHER_TOOL],
+        messages=[
+            {"role": "user", "content": "weather?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Oslo"}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "snow"}]},
+        ],
+    )
     seen = upstream.requests_for(key)[-1]
     assert seen.path == "/v1/chat/completions" and seen.body["max_tokens"] == 10
-    assert seen.body["messages"][1]["tool_calls"][0]["function"] == {"name": "get_weather",
-                                                                     "arguments": '{"city":"Oslo"}'}
+    assert seen.body["messages"][1]["tool_calls"][0]["function"] == {
+        "name": "get_weather",
+        "arguments": '{"city":"Oslo"}',
+    }
     assert seen.body["messages"][2] == {"role": "tool", "tool_call_id": "toolu_9", "content": "snow"}
 
 
 def test_passthrough_sends_the_body_unchanged(claude, upstream):
     key = "text:pass-" + uuid.uuid4().hex[:6]
-    body = dict(max_tokens=50, messages=[{"role": "user", "content": "hi"}],
-                tools=[{"type": "web_search_20250305", "name": "web_search"}])
-    message = claude.messages.create(model=f"claude/{key}", **body, extra_headers={"anthropic-beta": "future-1"},
-                                     extra_body={"future_field": {"a": 1}})
+    body = dict(
+        max_tokens=50,
+        messages=[{"role": "user", "content": "hi"}],
+        tools=[{"type": "web_search_20250305", "name": "web_search"}],
+    )
+    message = claude.messages.create(
+        model=f"claude/{key}",
+        **body,
+        extra_headers={"anthropic-beta": "future-1"},
+        extra_body={"future_field": {"a": 1}},
+    )
     seen = upstream.requests_for(key)[-1]
     assert seen.path == "/v1/messages" and seen.body == {"model": key, **body, "future_field": {"a": 1}}
     assert seen.headers["x-api-key"] == UPSTREAM_KEY and seen.headers["anthropic-beta"] == "future-1"
@@ -244,8 +360,9 @@ def test_errors_are_in_anthropic_shape(claude):
     assert limited.value.response.headers["retry-after"] == "7"
     assert limited.value.response.headers["x-should-retry"] == "false"
     with pytest.raises(anthropic.InternalServerError) as failed:
-        claude.messages.create(model="up/error-500", max_tokens=5, messages=[{"role": "user", "content": "x"}],
-                               stream=True)
+        claude.messages.create(
+            model="up/error-500", max_tokens=5, messages=[{"role": "user", "content": "x"}], stream=True
+        )
     assert failed.value.status_code == 502 and failed.value.body["error"]["type"] == "api_error"
 
 
@@ -263,10 +380,17 @@ def test_failure_mid_stream_raises_in_the_sdk(claude, model):
 def test_client_leaving_mid_stream_cancels_the_upstream(gateway, upstream, model):
     key = model.split("/")[1] + ":leave-" + uuid.uuid4().hex[:6]
     request_id = "msg-dc-" + uuid.uuid4().hex
-    sock = rawhttp.post(gateway.port, "/v1/messages", {"model": model.split("/")[0] + "/" + key, "max_tokens": 5,
-                                                       "messages": [{"role": "user", "content": "hi"}],
-                                                       "stream": True},
-                        headers={"x-request-id": request_id})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/messages",
+        {
+            "model": model.split("/")[0] + "/" + key,
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        },
+        headers={"x-request-id": request_id},
+    )
     seen = wait_for_request(upstream, key)
     assert b"message_start" in rawhttp.read_until(sock, b"content_block_delta")
     rawhttp.leave(sock, "reset")
@@ -289,8 +413,12 @@ def guarded(tmp_path_factory):
 
 def test_x_api_key_is_the_token_on_anthropic_routes(guarded):
     with anthropic.Anthropic(base_url=guarded.url, api_key=TOKEN, max_retries=0) as ok:
-        assert ok.messages.create(model="echo", max_tokens=5,
-                                  messages=[{"role": "user", "content": "hi there"}]).content[0].text == "hi there"
+        assert (
+            ok.messages.create(model="echo", max_tokens=5, messages=[{"role": "user", "content": "hi there"}])
+            .content[0]
+            .text
+            == "hi there"
+        )
     with anthropic.Anthropic(base_url=guarded.url, auth_token=TOKEN, max_retries=0) as bearer:
         assert bearer.messages.create(model="echo", max_tokens=5, messages=[{"role": "user", "content": "x"}])
     with anthropic.Anthropic(base_url=guarded.url, api_key="wrong", max_retries=0) as wrong:
@@ -300,15 +428,22 @@ def test_x_api_key_is_the_token_on_anthropic_routes(guarded):
     import httpx
 
     # x-api-key is not a token on the OpenAI-shaped routes
-    refused = httpx.post(guarded.url + "/v1/chat/completions", headers={"x-api-key": TOKEN},
-                         json={"model": "echo", "messages": [{"role": "user", "content": "x"}]})
+    refused = httpx.post(
+        guarded.url + "/v1/chat/completions",
+        headers={"x-api-key": TOKEN},
+        json={"model": "echo", "messages": [{"role": "user", "content": "x"}]},
+    )
     assert refused.status_code == 401 and "error" in refused.json() and "type" not in refused.json()
 
 
 def test_passthrough_log_line_has_the_tokens(claude, gateway):
     request_id = "msg-log-" + uuid.uuid4().hex
-    claude.messages.create(model="claude/text", max_tokens=5, messages=[{"role": "user", "content": "x"}],
-                           extra_headers={"x-request-id": request_id})
+    claude.messages.create(
+        model="claude/text",
+        max_tokens=5,
+        messages=[{"role": "user", "content": "x"}],
+        extra_headers={"x-request-id": request_id},
+    )
     line = gateway.log_line_for(request_id)
     assert "target=claude/text" in line and "tokens=9+6" in line
 

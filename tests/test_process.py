@@ -89,8 +89,11 @@ def test_program_without_output_gives_an_empty_answer(client):
 @pytest.mark.parametrize("model", ["slow", "with-child"])
 def test_client_leaving_kills_the_whole_process_tree(gateway, tmp_path, model):
     pid_path = tmp_path / "pids"
-    sock = rawhttp.post(gateway.port, "/v1/chat/completions", {
-        "model": model, "stream": True, "messages": [{"role": "user", "content": f"pidfile={pid_path}"}]})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/chat/completions",
+        {"model": model, "stream": True, "messages": [{"role": "user", "content": f"pidfile={pid_path}"}]},
+    )
     assert b"tick" in rawhttp.read_until(sock, b"tick")
     pids = read_pids(pid_path)
     assert all(alive(p) for p in pids)
@@ -108,8 +111,11 @@ def test_a_program_that_never_answers_times_out_and_is_killed(client, tmp_path):
 
 def test_gateway_survives_a_program_that_floods_stdout(gateway, client, tmp_path):
     streamed, whole = tmp_path / "streamed", tmp_path / "whole"  # each program writes its pid
-    sock = rawhttp.post(gateway.port, "/v1/chat/completions", {
-        "model": "flood", "stream": True, "messages": [{"role": "user", "content": f"pidfile={streamed}"}]})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/chat/completions",
+        {"model": "flood", "stream": True, "messages": [{"role": "user", "content": f"pidfile={streamed}"}]},
+    )
     received = 0
     while received < 4 * 1024 * 1024:
         received += len(sock.recv(1 << 20))
@@ -123,8 +129,9 @@ def test_gateway_survives_a_program_that_floods_stdout(gateway, client, tmp_path
 
 @pytest.mark.parametrize("model", ["words", "jsonl", "jsonl-tools"])
 def test_one_answer_has_one_id(client, model):
-    chunks = list(client.chat.completions.create(model=model, stream=True,
-                                                 messages=[{"role": "user", "content": "hi"}]))
+    chunks = list(
+        client.chat.completions.create(model=model, stream=True, messages=[{"role": "user", "content": "hi"}])
+    )
     assert len({c.id for c in chunks}) == 1, {c.id for c in chunks}
     assert len({c.created for c in chunks}) == 1
 

@@ -27,17 +27,20 @@ from app.sse import Framed
 REQUEST = httpx.Request("POST", "http://up.test/v1/chat/completions")
 
 
-@pytest.mark.parametrize("raised, ours", [
-    (httpx.ConnectError("refused", request=REQUEST), UpstreamUnreachable),
-    (httpx.ConnectTimeout("slow", request=REQUEST), UpstreamTimeout),
-    (httpx.ReadTimeout("slow", request=REQUEST), UpstreamTimeout),
-    (httpx.PoolTimeout("no connection", request=REQUEST), UpstreamTimeout),
-    (httpx.ReadError("reset", request=REQUEST), UpstreamProtocolError),
-    (httpx.RemoteProtocolError("peer closed", request=REQUEST), UpstreamProtocolError),
-    (httpx.DecodingError("bad gzip", request=REQUEST), UpstreamProtocolError),
-    (httpx.UnsupportedProtocol("ftp", request=REQUEST), UpstreamUnreachable),
-    (ConnectionResetError(104, "reset"), UpstreamUnreachable),
-])
+@pytest.mark.parametrize(
+    "raised, ours",
+    [
+        (httpx.ConnectError("refused", request=REQUEST), UpstreamUnreachable),
+        (httpx.ConnectTimeout("slow", request=REQUEST), UpstreamTimeout),
+        (httpx.ReadTimeout("slow", request=REQUEST), UpstreamTimeout),
+        (httpx.PoolTimeout("no connection", request=REQUEST), UpstreamTimeout),
+        (httpx.ReadError("reset", request=REQUEST), UpstreamProtocolError),
+        (httpx.RemoteProtocolError("peer closed", request=REQUEST), UpstreamProtocolError),
+        (httpx.DecodingError("bad gzip", request=REQUEST), UpstreamProtocolError),
+        (httpx.UnsupportedProtocol("ftp", request=REQUEST), UpstreamUnreachable),
+        (ConnectionResetError(104, "reset"), UpstreamUnreachable),
+    ],
+)
 def test_foreign_errors_are_translated_at_the_boundary(raised, ours):
     with pytest.raises(ours) as info, translate_http_errors("up"):
         raise raised
@@ -51,8 +54,9 @@ def sse(*events: bytes) -> bytes:
 
 def provider(handler) -> OpenAICompatProvider:
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    return OpenAICompatProvider(ProviderSettings(name="up", type="openai", models=("*",),
-                                                 base_url="http://up.test/v1"), client)
+    return OpenAICompatProvider(
+        ProviderSettings(name="up", type="openai", models=("*",), base_url="http://up.test/v1"), client
+    )
 
 
 def stream_of(handler, body: dict | None = None) -> list:
@@ -71,37 +75,44 @@ def stream_of(handler, body: dict | None = None) -> list:
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
 
 
-@pytest.mark.parametrize("body", [
-    CHUNK + b"data: [DONE]\n\n",
-    CHUNK.replace(b"\n", b"\r\n") + b"data: [DONE]\r\n\r\n",   # CRLF framing
-    CHUNK.replace(b"\n", b"\r") + b"data: [DONE]\r\r",           # CR-only framing
-    b": keep-alive\n\n" + CHUNK + b"data: [DONE]\n\n",           # a comment first
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        CHUNK + b"data: [DONE]\n\n",
+        CHUNK.replace(b"\n", b"\r\n") + b"data: [DONE]\r\n\r\n",  # CRLF framing
+        CHUNK.replace(b"\n", b"\r") + b"data: [DONE]\r\r",  # CR-only framing
+        b": keep-alive\n\n" + CHUNK + b"data: [DONE]\n\n",  # a comment first
+    ],
+)
 def test_a_stream_is_read_event_by_event_until_done(body):
-    chunks = stream_of(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                                      content=body))
+    chunks = stream_of(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
     assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["hi"]
 
 
-@pytest.mark.parametrize("body, error", [
-    (CHUNK, UpstreamProtocolError),                                            # no [DONE]
-    (CHUNK + b"data: {not json\n\n", UpstreamProtocolError),
-    (CHUNK + b'data: {"error":{"message":"overloaded","code":"busy"}}\n\n', UpstreamStatusError),
-    (CHUNK + b'event: error\ndata: {"message":"x"}\n\n', UpstreamStatusError),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (CHUNK, UpstreamProtocolError),  # no [DONE]
+        (CHUNK + b"data: {not json\n\n", UpstreamProtocolError),
+        (CHUNK + b'data: {"error":{"message":"overloaded","code":"busy"}}\n\n', UpstreamStatusError),
+        (CHUNK + b'event: error\ndata: {"message":"x"}\n\n', UpstreamStatusError),
+    ],
+)
 def test_broken_and_failing_streams_raise_our_errors(body, error):
     with pytest.raises(error):
-        stream_of(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"},
-                                                 content=body))
+        stream_of(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
 
 
-@pytest.mark.parametrize("status, headers, ours, client_status", [
-    (429, {"retry-after": "3"}, UpstreamRateLimited, 429),
-    (503, {}, UpstreamStatusError, 502),
-    (401, {}, UpstreamStatusError, 401),
-    (404, {}, UpstreamStatusError, 404),
-    (504, {}, UpstreamStatusError, 504),
-])
+@pytest.mark.parametrize(
+    "status, headers, ours, client_status",
+    [
+        (429, {"retry-after": "3"}, UpstreamRateLimited, 429),
+        (503, {}, UpstreamStatusError, 502),
+        (401, {}, UpstreamStatusError, 401),
+        (404, {}, UpstreamStatusError, 404),
+        (504, {}, UpstreamStatusError, 504),
+    ],
+)
 def test_an_error_status_becomes_our_error_with_the_sdk_status(status, headers, ours, client_status):
     body = b'{"error":{"message":"no","type":"x"}}'
     with pytest.raises(ours) as info:
@@ -112,9 +123,13 @@ def test_an_error_status_becomes_our_error_with_the_sdk_status(status, headers, 
 
 
 def test_a_whole_json_answer_to_a_stream_request_is_replayed_without_unasked_usage():
-    completion = {"id": "c1", "created": 1, "model": "m", "usage": {"prompt_tokens": 1, "completion_tokens": 2},
-                  "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"},
-                               "finish_reason": "stop"}]}
+    completion = {
+        "id": "c1",
+        "created": 1,
+        "model": "m",
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2},
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "whole"}, "finish_reason": "stop"}],
+    }
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=completion)
@@ -122,8 +137,14 @@ def test_a_whole_json_answer_to_a_stream_request_is_replayed_without_unasked_usa
     chunks = stream_of(handler)
     assert [c["choices"][0]["delta"]["content"] for c in chunks] == ["whole"]
     with_usage = stream_of(handler, {"messages": [], "stream_options": {"include_usage": True}})
-    assert with_usage[-1] == {"id": "c1", "created": 1, "model": "m", "object": "chat.completion.chunk",
-                              "choices": [], "usage": completion["usage"]}
+    assert with_usage[-1] == {
+        "id": "c1",
+        "created": 1,
+        "model": "m",
+        "object": "chat.completion.chunk",
+        "choices": [],
+        "usage": completion["usage"],
+    }
 
 
 def test_open_stream_closes_the_response_however_the_block_ends():
@@ -137,8 +158,11 @@ def test_open_stream_closes_the_response_however_the_block_ends():
             closed.append(True)
 
     async def run() -> None:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(
-            lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())))
+        client = httpx.AsyncClient(
+            transport=httpx.MockTransport(
+                lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Body())
+            )
+        )
         with pytest.raises(UpstreamError):
             async with open_stream(client, client.build_request("POST", "http://up.test/x"), "up") as response:
                 async for _ in iter_events(response, "up"):
@@ -158,8 +182,11 @@ def test_the_shared_client_keeps_no_upstream_cookie():
     async def run() -> None:
         client = new_client(Timeouts())
         client._transport = httpx.MockTransport(  # a remote upstream that sets a session cookie
-            lambda request: (seen.append(request.headers.get("cookie")),
-                             httpx.Response(200, headers={"set-cookie": "session=user-a; Path=/"}))[1])
+            lambda request: (
+                seen.append(request.headers.get("cookie")),
+                httpx.Response(200, headers={"set-cookie": "session=user-a; Path=/"}),
+            )[1]
+        )
         for _ in range(2):
             await client.get("https://api.example.test/v1/models")
         await client.aclose()

@@ -23,62 +23,120 @@ from tests.upstream import sse_events
 
 pytestmark = pytest.mark.usefixtures("leak_guard")
 
-WEATHER_TOOL = {"type": "function", "name": "get_weather", "description": "Weather in a city",
-                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+WEATHER_TOOL = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
 
 
 # -- request transform -----------------------------------------------------------------------
 
+
 def test_string_input_and_instructions():
-    out = rd.from_responses_request({"model": "m", "input": "hi", "instructions": "Be brief.",
-                                     "max_output_tokens": 20, "temperature": 0.5})
+    out = rd.from_responses_request(
+        {"model": "m", "input": "hi", "instructions": "Be brief.", "max_output_tokens": 20, "temperature": 0.5}
+    )
     assert out["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hi"}]
     assert out["max_tokens"] == 20 and out["temperature"] == 0.5 and "stream" not in out
 
 
 def test_items_with_function_calls_and_outputs():
-    out = rd.from_responses_request({"model": "m", "input": [
-        {"role": "user", "content": [{"type": "input_text", "text": "weather?"},
-                                     {"type": "input_image", "image_url": "https://x/cat.png", "detail": "low"}]},
-        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
-        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
-        {"type": "function_call", "call_id": "call_2", "name": "get_weather", "arguments": '{"city":"Rome"}'},
-        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
-        {"type": "function_call_output", "call_id": "call_2", "output": [{"type": "input_text", "text": "rain"}]},
-        {"type": "reasoning", "id": "rs_1", "summary": []},
-    ], "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "name": "get_weather"}, "stream": True})
+    out = rd.from_responses_request(
+        {
+            "model": "m",
+            "input": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": "weather?"},
+                        {"type": "input_image", "image_url": "https://x/cat.png", "detail": "low"},
+                    ],
+                },
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+                {"type": "function_call", "call_id": "call_2", "name": "get_weather", "arguments": '{"city":"Rome"}'},
+                {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+                {
+                    "type": "function_call_output",
+                    "call_id": "call_2",
+                    "output": [{"type": "input_text", "text": "rain"}],
+                },
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+            ],
+            "tools": [WEATHER_TOOL],
+            "tool_choice": {"type": "function", "name": "get_weather"},
+            "stream": True,
+        }
+    )
     assert out["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "weather?"},
-                                     {"type": "image_url",
-                                      "image_url": {"url": "https://x/cat.png", "detail": "low"}}]},
-        {"role": "assistant", "content": "Checking.", "tool_calls": [
-            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-            {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "weather?"},
+                {"type": "image_url", "image_url": {"url": "https://x/cat.png", "detail": "low"}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "Checking.",
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                },
+                {
+                    "id": "call_2",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'},
+                },
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         {"role": "tool", "tool_call_id": "call_2", "content": "rain"},
     ]
-    assert out["tools"] == [{"type": "function", "function": {
-        "name": "get_weather", "description": "Weather in a city", "parameters": WEATHER_TOOL["parameters"]}}]
+    assert out["tools"] == [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "description": "Weather in a city",
+                "parameters": WEATHER_TOOL["parameters"],
+            },
+        }
+    ]
     assert out["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
     assert out["stream"] is True and out["stream_options"] == {"include_usage": True}
 
 
 def test_json_schema_format_becomes_response_format():
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
-    out = rd.from_responses_request({"model": "m", "input": "x", "text": {"format": {
-        "type": "json_schema", "name": "num", "schema": schema, "strict": True}}})
-    assert out["response_format"] == {"type": "json_schema",
-                                      "json_schema": {"name": "num", "schema": schema, "strict": True}}
+    out = rd.from_responses_request(
+        {
+            "model": "m",
+            "input": "x",
+            "text": {"format": {"type": "json_schema", "name": "num", "schema": schema, "strict": True}},
+        }
+    )
+    assert out["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "num", "schema": schema, "strict": True},
+    }
 
 
-@pytest.mark.parametrize("body, param", [
-    ({"model": "m"}, "input"),
-    ({"model": "m", "input": 3}, "input"),
-    ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0]"),
-    ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
-    ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
-    ({"model": "", "input": "x"}, "model"),
-])
+@pytest.mark.parametrize(
+    "body, param",
+    [
+        ({"model": "m"}, "input"),
+        ({"model": "m", "input": 3}, "input"),
+        ({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}, "tools[0]"),
+        ({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
+        ({"model": "m", "input": "x", "max_output_tokens": 0}, "max_output_tokens"),
+        ({"model": "", "input": "x"}, "model"),
+    ],
+)
 def test_bad_requests_name_the_param(body, param):
     with pytest.raises(InvalidRequest) as info:
         rd.from_responses_request(body)
@@ -87,16 +145,30 @@ def test_bad_requests_name_the_param(body, param):
 
 # -- answer and stream transforms --------------------------------------------------------------
 
+
 def completion(message: dict, finish: str = "stop") -> dict:
-    return {"id": "c", "object": "chat.completion", "model": "m", "choices": [
-        {"index": 0, "message": message, "finish_reason": finish}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}
+    return {
+        "id": "c",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+    }
 
 
 def test_completion_becomes_a_response():
-    out = rd.to_response(completion({"role": "assistant", "content": "hi", "tool_calls": [
-        {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}, "tool_calls"),
-        {"model": "m", "input": "x"}, "m")
+    out = rd.to_response(
+        completion(
+            {
+                "role": "assistant",
+                "content": "hi",
+                "tool_calls": [{"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+            },
+            "tool_calls",
+        ),
+        {"model": "m", "input": "x"},
+        "m",
+    )
     assert out["object"] == "response" and out["status"] == "completed" and out["id"].startswith("resp_")
     assert [item["type"] for item in out["output"]] == ["message", "function_call"]
     assert out["output"][0]["content"][0] == {"type": "output_text", "text": "hi", "annotations": [], "logprobs": []}
@@ -134,10 +206,19 @@ def replay(transcript: str) -> list[dict]:
 def test_text_stream_event_sequence():
     events = replay("openai_text.sse")
     kinds = [e["type"] for e in events]
-    assert kinds[:5] == ["response.created", "response.in_progress", "response.output_item.added",
-                         "response.content_part.added", "response.output_text.delta"]
-    assert kinds[-4:] == ["response.output_text.done", "response.content_part.done", "response.output_item.done",
-                          "response.completed"]
+    assert kinds[:5] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+    ]
+    assert kinds[-4:] == [
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     assert [e["sequence_number"] for e in events] == list(range(len(events)))
     assert len({e["response"]["id"] for e in events if "response" in e}) == 1
     final = events[-1]["response"]
@@ -166,6 +247,7 @@ def test_failure_after_the_first_byte_is_failed_then_error():
 
 # -- the store of previous responses -----------------------------------------------------------
 
+
 def test_store_is_bounded_by_count_and_bytes_least_recent_first():
     store = ResponseStore(max_entries=3, max_bytes=10_000)
     for i in range(4):
@@ -185,6 +267,7 @@ def test_store_is_bounded_by_count_and_bytes_least_recent_first():
 
 
 # -- the openai SDK, end to end --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("model", ["up/text", "openresp/text", "claude/text", "gem/gemini-2.5-flash-text"])
 def test_create_non_streamed(client, model):
@@ -222,11 +305,16 @@ def test_function_calls(client, model, stream):
 
 def test_function_call_output_reaches_the_upstream(client, upstream):
     key = "echo-body:fco-" + uuid.uuid4().hex[:6]
-    client.responses.create(model=f"up/{key}", tools=[WEATHER_TOOL], input=[
-        {"role": "user", "content": "weather?"},
-        {"type": "function_call", "call_id": "call_7", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
-        {"type": "function_call_output", "call_id": "call_7", "output": "snow"},
-    ], text={"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}})
+    client.responses.create(
+        model=f"up/{key}",
+        tools=[WEATHER_TOOL],
+        input=[
+            {"role": "user", "content": "weather?"},
+            {"type": "function_call", "call_id": "call_7", "name": "get_weather", "arguments": '{"city":"Oslo"}'},
+            {"type": "function_call_output", "call_id": "call_7", "output": "snow"},
+        ],
+        text={"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}}},
+    )
     seen = upstream.requests_for(key)[-1]
     assert seen.path == "/v1/chat/completions"
     assert seen.body["messages"][1]["tool_calls"][0]["id"] == "call_7"
@@ -257,8 +345,9 @@ def test_unknown_or_unstored_previous_response_is_404(client):
 
 def test_passthrough_sends_the_body_unchanged(client, upstream):
     key = "text:pass-" + uuid.uuid4().hex[:6]
-    reply = client.responses.create(model=f"openresp/{key}", input="hi", store=False,
-                                    extra_body={"some_future_field": {"a": 1}})
+    reply = client.responses.create(
+        model=f"openresp/{key}", input="hi", store=False, extra_body={"some_future_field": {"a": 1}}
+    )
     seen = upstream.requests_for(key)[-1]
     assert seen.path == "/v1/responses" and seen.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
     assert seen.body == {"model": key, "input": "hi", "store": False, "some_future_field": {"a": 1}}
@@ -290,9 +379,12 @@ def test_errors_before_the_first_byte_keep_their_status(client):
 def test_client_leaving_mid_stream_cancels_the_upstream(gateway, upstream, model):
     key = model.split("/")[1] + ":leave-" + uuid.uuid4().hex[:6]
     request_id = "resp-dc-" + uuid.uuid4().hex
-    sock = rawhttp.post(gateway.port, "/v1/responses",
-                        {"model": model.split("/")[0] + "/" + key, "input": "hi", "stream": True},
-                        headers={"x-request-id": request_id})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/responses",
+        {"model": model.split("/")[0] + "/" + key, "input": "hi", "stream": True},
+        headers={"x-request-id": request_id},
+    )
     seen = wait_for_request(upstream, key)
     assert b"response.created" in rawhttp.read_until(sock, b"response.output_text.delta")
     rawhttp.leave(sock, "close")

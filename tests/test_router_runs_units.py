@@ -47,8 +47,7 @@ class Scripted(Provider):
             await asyncio.sleep(3600)
 
 
-def make_router(providers: dict[str, Scripted], aliases=None, attempts=2, timeouts=Timeouts(),
-                cooldown_after=0):
+def make_router(providers: dict[str, Scripted], aliases=None, attempts=2, timeouts=Timeouts(), cooldown_after=0):
     sleeps: list[float] = []
 
     async def sleep(seconds: float) -> None:
@@ -56,9 +55,12 @@ def make_router(providers: dict[str, Scripted], aliases=None, attempts=2, timeou
 
     settings = [p.settings for p in providers.values()]
     router = Router(
-        RoutingTable(settings, aliases or {}), providers,
+        RoutingTable(settings, aliases or {}),
+        providers,
         RetryPolicy(RetrySettings(attempts=attempts, backoff_initial=1.0, backoff_max=8.0), rng=lambda: 1.0),
-        Cooldowns(cooldown_after, 60), timeouts, sleep=sleep,
+        Cooldowns(cooldown_after, 60),
+        timeouts,
+        sleep=sleep,
     )
     return router, sleeps
 
@@ -137,8 +139,7 @@ def test_failure_before_the_first_chunk_is_retried():
 def test_first_byte_timeout_then_fallback():
     a = Scripted("a", ["hang", "hang"])
     b = Scripted("b", [])
-    router, _ = make_router({"a": a, "b": b}, {"chain": ["a/m", "b/m"]}, attempts=1,
-                            timeouts=Timeouts(first_byte=0.05))
+    router, _ = make_router({"a": a, "b": b}, {"chain": ["a/m", "b/m"]}, attempts=1, timeouts=Timeouts(first_byte=0.05))
     assert run(router.complete({"model": "chain"})).target.label == "b/m"
 
 

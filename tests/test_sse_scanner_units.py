@@ -15,8 +15,13 @@ from app.sse import EventScanner, Framed
 
 
 def chunk(content: str, **extra) -> dict:
-    return {"id": "c1", "object": "chat.completion.chunk", "model": "up-model",
-            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}], **extra}
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "model": "up-model",
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+        **extra,
+    }
 
 
 def ev(payload: dict) -> bytes:
@@ -27,16 +32,29 @@ USAGE = {"prompt_tokens": 3, "completion_tokens": 5, "total_tokens": 8}
 STREAM = (
     b": keep-alive comment\n\n"
     + ev(chunk("Hello", usage=None))
-    + b"data: " + orjson.dumps(chunk(" wor")) + b"\r\n\r\n"          # CRLF
-    + b"data: " + orjson.dumps(chunk("ld")) + b"\r\r"                # CR only
-    + b"event: message\nid: 7\ndata: " + orjson.dumps(chunk("!")) + b"\n\n"
-    + b"data: {\"id\":\"c1\",\n" + b"data:  \"choices\":[]}\n\n"    # JSON over two data lines
+    + b"data: "
+    + orjson.dumps(chunk(" wor"))
+    + b"\r\n\r\n"  # CRLF
+    + b"data: "
+    + orjson.dumps(chunk("ld"))
+    + b"\r\r"  # CR only
+    + b"event: message\nid: 7\ndata: "
+    + orjson.dumps(chunk("!"))
+    + b"\n\n"
+    + b'data: {"id":"c1",\n'
+    + b'data:  "choices":[]}\n\n'  # JSON over two data lines
     + ev({"id": "c1", "choices": [], "usage": USAGE})
     + b"data: [DONE]\n\n"
     + ev(chunk("after the end"))
 )
-EXPECTED = [chunk("Hello", usage=None), chunk(" wor"), chunk("ld"), chunk("!"), {"id": "c1", "choices": []},
-            {"id": "c1", "choices": [], "usage": USAGE}]
+EXPECTED = [
+    chunk("Hello", usage=None),
+    chunk(" wor"),
+    chunk("ld"),
+    chunk("!"),
+    {"id": "c1", "choices": []},
+    {"id": "c1", "choices": [], "usage": USAGE},
+]
 
 
 def events_of(out: bytes) -> list[dict]:
@@ -64,7 +82,7 @@ def test_events_split_across_reads_at_every_byte():
         out, scanner = scan([STREAM[:at], STREAM[at:]])
         assert out == whole, at
         assert scanner.ended == "done"
-    out, scanner = scan([STREAM[i:i + 1] for i in range(len(STREAM))])
+    out, scanner = scan([STREAM[i : i + 1] for i in range(len(STREAM))])
     assert out == whole and scanner.ended == "done" and scanner.usage == USAGE
 
 
@@ -75,28 +93,28 @@ def test_plain_events_go_out_as_the_upstream_framed_them():
 
 
 def test_cr_only_line_ends_and_a_cr_at_the_end_of_a_read():
-    out, _ = scan([b"data: {\"a\":1}\r", b"\r", b"data: {\"b\":2}\r\r"])
+    out, _ = scan([b'data: {"a":1}\r', b"\r", b'data: {"b":2}\r\r'])
     assert events_of(out) == [{"a": 1}, {"b": 2}]
     # CR then LF in the next read is one line end, not two: the event is not cut short
-    out, _ = scan([b"data: {\"a\":\r", b"\ndata: 1}\r\n\r\n"])
+    out, _ = scan([b'data: {"a":\r', b"\ndata: 1}\r\n\r\n"])
     assert events_of(out) == [{"a": 1}]
 
 
 def test_comments_and_blank_lines_are_dropped():
-    out, scanner = scan([b"\n\n: ping\n\n:\n\n\n\n" + b": note\ndata: {\"a\":1}\n: more\n\n\n\n\n"])
+    out, scanner = scan([b"\n\n: ping\n\n:\n\n\n\n" + b': note\ndata: {"a":1}\n: more\n\n\n\n\n'])
     assert events_of(out) == [{"a": 1}] and scanner.ended is None
 
 
 def test_a_10_mb_event_in_small_reads():
     big = ev(chunk("x" * (10 * 2**20)))
-    pieces = [big[i:i + 65536] for i in range(0, len(big), 65536)] + [b"data: [DONE]\n\n"]
+    pieces = [big[i : i + 65536] for i in range(0, len(big), 65536)] + [b"data: [DONE]\n\n"]
     out, scanner = scan(pieces)
     assert out == big and scanner.ended == "done"
 
 
 def test_an_event_larger_than_the_limit_ends_the_stream_as_malformed():
     scanner = EventScanner(max_event=1000)
-    out, _ = scan([ev(chunk("ok")), b"data: {\"a\":\"" + b"x" * 600, b"x" * 600], scanner)
+    out, _ = scan([ev(chunk("ok")), b'data: {"a":"' + b"x" * 600, b"x" * 600], scanner)
     assert events_of(out) == [chunk("ok")]
     assert scanner.ended == "malformed" and "larger" in scanner.problem
 
@@ -114,23 +132,25 @@ def test_an_error_event_after_content():
     assert events_of(out) == [chunk("a"), chunk("b")]
     assert scanner.ended == "error" and scanner.error == ("", error)
     # as an `event: error` with any data, in a read of its own
-    out, scanner = scan([ev(chunk("a")), b"event: error\ndata: {\"message\":\"boom\"}\n\n"])
+    out, scanner = scan([ev(chunk("a")), b'event: error\ndata: {"message":"boom"}\n\n'])
     assert events_of(out) == [chunk("a")]
     assert scanner.ended == "error" and scanner.error == ("error", {"message": "boom"})
 
 
 def test_the_word_error_or_usage_in_content_is_not_an_error():
-    payloads = [chunk('"error"'), chunk("usage"), chunk("x", finish_reason="error"),
-                {"choices": [], "error": None}]
+    payloads = [chunk('"error"'), chunk("usage"), chunk("x", finish_reason="error"), {"choices": [], "error": None}]
     out, scanner = scan([b"".join(ev(p) for p in payloads)])
     assert events_of(out) == payloads and scanner.ended is None and scanner.usage is None
 
 
-@pytest.mark.parametrize("bad, problem", [
-    (b"data: {not json\n\n", "malformed"),
-    (b"data: [1, 2]\n\n", "not an object"),
-    (b"data: {\"a\":1} trailing\n\n", "malformed"),
-])
+@pytest.mark.parametrize(
+    "bad, problem",
+    [
+        (b"data: {not json\n\n", "malformed"),
+        (b"data: [1, 2]\n\n", "not an object"),
+        (b'data: {"a":1} trailing\n\n', "malformed"),
+    ],
+)
 def test_a_malformed_event_ends_the_stream_after_what_came_before(bad, problem):
     out, scanner = scan([ev(chunk("a")) + bad + ev(chunk("b"))])
     assert events_of(out) == [chunk("a")]
@@ -142,6 +162,7 @@ def run(pieces: list[bytes]) -> tuple[list[Framed], BaseException | None]:
         async def source():
             for piece in pieces:
                 yield piece
+
         got = []
         try:
             async for framed in passthrough(source(), "up"):
@@ -149,6 +170,7 @@ def run(pieces: list[bytes]) -> tuple[list[Framed], BaseException | None]:
         except Exception as exc:
             return got, exc
         return got, None
+
     return asyncio.run(go())
 
 

@@ -34,12 +34,31 @@ def test_the_ring_keeps_the_last_fifty_newest_first():
 
 def test_the_ring_records_what_the_log_line_holds():
     ring = RecentRequests()
-    ring.add(finished(model="fast", target="up/text", status=200, stream=True, first_byte_ms=12.345,
-                      prompt_tokens=9, completion_tokens=6, disconnected=True, error=None), 50.04)
+    ring.add(
+        finished(
+            model="fast",
+            target="up/text",
+            status=200,
+            stream=True,
+            first_byte_ms=12.345,
+            prompt_tokens=9,
+            completion_tokens=6,
+            disconnected=True,
+            error=None,
+        ),
+        50.04,
+    )
     [entry] = ring.newest_first()
-    assert {k: entry[k] for k in ("model", "target", "status", "stream", "ms", "ttfb_ms", "tokens", "client_left")} \
-        == {"model": "fast", "target": "up/text", "status": 200, "stream": True, "ms": 50.0, "ttfb_ms": 12.3,
-            "tokens": {"prompt": 9, "completion": 6}, "client_left": True}
+    assert {k: entry[k] for k in ("model", "target", "status", "stream", "ms", "ttfb_ms", "tokens", "client_left")} == {
+        "model": "fast",
+        "target": "up/text",
+        "status": 200,
+        "stream": True,
+        "ms": 50.0,
+        "ttfb_ms": 12.3,
+        "tokens": {"prompt": 9, "completion": 6},
+        "client_left": True,
+    }
     assert entry["time"].endswith("+00:00")
 
 
@@ -57,8 +76,11 @@ def status(gw: GatewayProcess) -> dict:
 
 
 def test_status_data_from_a_running_gateway(gateway, upstream):
-    chat = httpx.post(gateway.url + "/v1/chat/completions", timeout=10, json={
-        "model": "up/text", "messages": [{"role": "user", "content": "hi"}]})
+    chat = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        timeout=10,
+        json={"model": "up/text", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert chat.status_code == 200
     rid = chat.headers["x-request-id"]
     data = status(gateway)
@@ -75,14 +97,18 @@ def test_status_data_from_a_running_gateway(gateway, upstream):
     entry = next(r for r in data["recent"] if r["request_id"] == rid)
     assert entry["status"] == 200 and entry["model"] == "up/text"
     assert entry["target"] == chat.headers["x-gateway-target"]
-    assert entry["tokens"] == {"prompt": chat.json()["usage"]["prompt_tokens"],
-                               "completion": chat.json()["usage"]["completion_tokens"]}
+    assert entry["tokens"] == {
+        "prompt": chat.json()["usage"]["prompt_tokens"],
+        "completion": chat.json()["usage"]["completion_tokens"],
+    }
     assert all(r["path"] not in ("/", "/admin/status") for r in data["recent"])
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_status_shows_disabled_providers_masks_secrets_and_reports_the_previous_exit(tmp_path, upstream):
-    config = write_config(tmp_path, f"""
+    config = write_config(
+        tmp_path,
+        f"""
 [providers.up]
 type = "openai"
 base_url = "{upstream.base_url}"
@@ -93,7 +119,8 @@ models = ["*"]
 type = "anthropic"
 api_key = "${{NOT_SET_ANTHROPIC_KEY}}"
 models = ["claude-*"]
-""")
+""",
+    )
     args = ["--port", "0", "--config", str(config)]
     env = {"UPSTREAM_KEY": UPSTREAM_KEY}
     first = GatewayProcess(args, tmp=tmp_path, env=env)
@@ -101,10 +128,16 @@ models = ["claude-*"]
     first.stop()
     with GatewayProcess(args, tmp=tmp_path, env=env) as gw:
         leaky = "sk-proj-LeakyStatusModel1234"
-        httpx.post(gw.url + "/v1/chat/completions", timeout=10, json={
-            "model": "up/error-401", "messages": [{"role": "user", "content": "hi"}]})
-        httpx.post(gw.url + "/v1/chat/completions", timeout=10, json={
-            "model": leaky, "messages": [{"role": "user", "content": "hi"}]})
+        httpx.post(
+            gw.url + "/v1/chat/completions",
+            timeout=10,
+            json={"model": "up/error-401", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        httpx.post(
+            gw.url + "/v1/chat/completions",
+            timeout=10,
+            json={"model": leaky, "messages": [{"role": "user", "content": "hi"}]},
+        )
         deadline = time.monotonic() + 5
         while len((data := status(gw))["recent"]) < 2:
             assert time.monotonic() < deadline

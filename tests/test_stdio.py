@@ -14,9 +14,13 @@ TEXT = "你好 世界 😀 Ünïcödé ✓"
 
 
 def test_missing_stdout_and_stderr_still_give_a_ready_line_and_serve(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.no_stdio", "--port", "0", "--watch-stdin",
-                             "--log-dir", str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.no_stdio", "--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     ready = orjson.loads(proc.stdout.readline())
     assert ready["event"] == "ready"
     assert stream_echo(ready["url"], TEXT) == TEXT

@@ -49,8 +49,10 @@ def test_supervisor_crate_passes_cargo_test_against_the_real_gateway(tmp_path):
         present = os.listdir(DEBIAN_REGISTRY) if DEBIAN_REGISTRY.is_dir() else []
         missing = [n for n in NEEDED if not any(p.startswith(n) for p in present)]
         if missing:
-            pytest.skip(f"Debian's crates are missing from {DEBIAN_REGISTRY}: "
-                        "apt-get install librust-serde-json-dev librust-libc-dev")
+            pytest.skip(
+                f"Debian's crates are missing from {DEBIAN_REGISTRY}: "
+                "apt-get install librust-serde-json-dev librust-libc-dev"
+            )
     env = cargo_env(tmp_path)
     # cargo may use the rustup toolchain of the user running it, not CARGO_HOME's
     if "RUSTUP_HOME" not in env and (Path.home() / ".rustup").is_dir():

@@ -22,8 +22,9 @@ from tests.tauri_schema import load_tauri_schema, schema_errors
 APP = ROOT / "tauri" / "example-app"
 TAURI = APP / "src-tauri"
 CONF = json.loads((TAURI / "tauri.conf.json").read_text(encoding="utf-8"))
-CAPABILITIES = {p.stem: json.loads(p.read_text(encoding="utf-8"))
-                for p in sorted((TAURI / "capabilities").glob("*.json"))}
+CAPABILITIES = {
+    p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted((TAURI / "capabilities").glob("*.json"))
+}
 
 
 @pytest.fixture(scope="module")
@@ -62,16 +63,19 @@ def rename_key(capability: dict, old: str, new: str) -> dict:
     return broken
 
 
-@pytest.mark.parametrize("broken, words", [
-    (misspell(["permissions", 0, "identifier"], "shel:allow-spwan"), "unknown permission 'shel:allow-spwan'"),
-    (misspell(["permissions", 1], "shell:allow-stdin"), "unknown permission 'shell:allow-stdin'"),
-    (rename_key(CAPABILITIES["sidecar-from-js"], "sidecar", "sidcar"), "unknown scope key 'sidcar'"),
-    (rename_key(CAPABILITIES["sidecar-from-js"], "args", "arg"), "unknown scope key 'arg'"),
-    (rename_key(CAPABILITIES["sidecar-from-js"], "name", "nmae"), "missing 'name'"),
-    (misspell(["permissions", 0, "allow", 0, "args"], ["--port", {"validater": "^[0-9]+$"}]), "unknown arg key"),
-    (misspell(["permissions", 0, "identifier"], "shell:allow-kill"), "takes no scope"),
-    (misspell(["permissions", 0, "allow", 0, "sidecar"], "yes"), "'sidecar' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "broken, words",
+    [
+        (misspell(["permissions", 0, "identifier"], "shel:allow-spwan"), "unknown permission 'shel:allow-spwan'"),
+        (misspell(["permissions", 1], "shell:allow-stdin"), "unknown permission 'shell:allow-stdin'"),
+        (rename_key(CAPABILITIES["sidecar-from-js"], "sidecar", "sidcar"), "unknown scope key 'sidcar'"),
+        (rename_key(CAPABILITIES["sidecar-from-js"], "args", "arg"), "unknown scope key 'arg'"),
+        (rename_key(CAPABILITIES["sidecar-from-js"], "name", "nmae"), "missing 'name'"),
+        (misspell(["permissions", 0, "allow", 0, "args"], ["--port", {"validater": "^[0-9]+$"}]), "unknown arg key"),
+        (misspell(["permissions", 0, "identifier"], "shell:allow-kill"), "takes no scope"),
+        (misspell(["permissions", 0, "allow", 0, "sidecar"], "yes"), "'sidecar' must be true or false"),
+    ],
+)
 def test_the_capability_check_catches_misspellings(broken, words, tauri_schema):
     assert any(words in error for error in check_capability(broken)), check_capability(broken)
     if words.startswith("unknown permission"):
@@ -115,8 +119,9 @@ def test_rust_sources_parse():
     if rustfmt is None:
         pytest.skip("rustfmt is not installed")
     for path in sorted((TAURI / "src").glob("*.rs")):
-        result = subprocess.run([rustfmt, "--edition", "2021", "--emit", "stdout", str(path)],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [rustfmt, "--edition", "2021", "--emit", "stdout", str(path)], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
 
 
@@ -134,18 +139,29 @@ def test_the_pages_chat_module_streams_through_the_real_gateway(tmp_path):
     token = "example-token-123"
     with GatewayProcess(["--port", "0"], tmp=tmp_path, env={"AI_GATEWAY_TOKEN": token}) as gw:
         text = "hello from the page 你好"
-        ok = subprocess.run(["node", "scripts/check-chat.mjs", gw.url, token, text], cwd=APP,
-                            capture_output=True, text=True, timeout=60)
+        ok = subprocess.run(
+            ["node", "scripts/check-chat.mjs", gw.url, token, text], cwd=APP, capture_output=True, text=True, timeout=60
+        )
         assert ok.returncode == 0, ok.stderr
         assert json.loads(ok.stdout) == {"answer": text}
-        wrong = subprocess.run(["node", "scripts/check-chat.mjs", gw.url, "not-the-token", text], cwd=APP,
-                               capture_output=True, text=True, timeout=60)
+        wrong = subprocess.run(
+            ["node", "scripts/check-chat.mjs", gw.url, "not-the-token", text],
+            cwd=APP,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert wrong.returncode != 0 and "401" in wrong.stderr
 
 
 @pytest.mark.skipif(node_ready() is not None, reason=str(node_ready()))
 def test_the_page_builds(tmp_path):
-    result = subprocess.run(["npm", "run", "build", "--", "--outDir", str(tmp_path / "dist")], cwd=APP,
-                            capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        ["npm", "run", "build", "--", "--outDir", str(tmp_path / "dist")],
+        cwd=APP,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "dist" / "index.html").is_file()

@@ -22,16 +22,19 @@ class _Key:  # what aiohttp's connector errors carry about the connection
     port = 1
 
 
-@pytest.mark.parametrize("raised, expected", [
-    (aiohttp.ClientConnectorError(_Key(), ConnectionRefusedError(111, "refused")), httpx.ConnectError),
-    (aiohttp.ConnectionTimeoutError("connect"), httpx.ConnectTimeout),
-    (aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout),
-    (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
-    (aiohttp.ClientPayloadError("cut short"), httpx.RemoteProtocolError),
-    (aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
-    (ConnectionResetError(104, "reset"), httpx.ReadError),
-    (aiohttp.InvalidURL("x"), httpx.UnsupportedProtocol),
-])
+@pytest.mark.parametrize(
+    "raised, expected",
+    [
+        (aiohttp.ClientConnectorError(_Key(), ConnectionRefusedError(111, "refused")), httpx.ConnectError),
+        (aiohttp.ConnectionTimeoutError("connect"), httpx.ConnectTimeout),
+        (aiohttp.SocketTimeoutError("read"), httpx.ReadTimeout),
+        (aiohttp.ServerDisconnectedError(), httpx.RemoteProtocolError),
+        (aiohttp.ClientPayloadError("cut short"), httpx.RemoteProtocolError),
+        (aiohttp.ClientOSError(104, "reset"), httpx.ReadError),
+        (ConnectionResetError(104, "reset"), httpx.ReadError),
+        (aiohttp.InvalidURL("x"), httpx.UnsupportedProtocol),
+    ],
+)
 def test_aiohttp_errors_become_the_httpx_error_for_what_happened(raised, expected):
     assert type(_mapped(raised)) is expected
     # the package's own wrapper (it calls a refused connection a connect timeout) is seen through

@@ -28,7 +28,8 @@ from tests.support import stream_echo, under_wine
 
 pytestmark = pytest.mark.skipif(
     sys.platform != "win32",
-    reason="Windows only: .ci/run's Windows stage runs it under Wine, the release workflow on windows-latest")
+    reason="Windows only: .ci/run's Windows stage runs it under Wine, the release workflow on windows-latest",
+)
 
 TEXT = "你好 世界 😀 Ünïcödé ✓"
 FROZEN = bool(os.environ.get("AI_GATEWAY_CMD"))
@@ -41,6 +42,7 @@ def ansi_code_page() -> int:
 
 # -- a windowed interpreter -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("module", ["app", "tests.helpers.no_stdio"])
 def test_windowed_interpreter_gives_the_ready_line_and_serves(tmp_path, module):
     """pythonw.exe, as a windowed build runs: with its streams as given (pipes, in the ANSI
@@ -49,8 +51,13 @@ def test_windowed_interpreter_gives_the_ready_line_and_serves(tmp_path, module):
     pythonw = Path(sys.executable).with_name("pythonw.exe")
     if not pythonw.exists():
         pytest.skip(f"no pythonw.exe beside {sys.executable}")
-    proc = subprocess.Popen([str(pythonw), "-m", module, "--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    proc = subprocess.Popen(
+        [str(pythonw), "-m", module, "--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
     try:
         ready = orjson.loads(proc.stdout.readline())
         assert ready["event"] == "ready", ready
@@ -67,7 +74,8 @@ def test_windowed_interpreter_gives_the_ready_line_and_serves(tmp_path, module):
 
 needs_legacy_code_page = pytest.mark.skipif(
     sys.platform == "win32" and ansi_code_page() == UTF8_CODE_PAGE,
-    reason="the system's ANSI code page is UTF-8: nothing to protect against")
+    reason="the system's ANSI code page is UTF-8: nothing to protect against",
+)
 
 
 def legacy_env() -> dict[str, str]:
@@ -97,8 +105,14 @@ def test_ansi_code_page_carries_cjk_and_emoji_in_requests_answers_and_logs(tmp_p
 @pytest.mark.skipif(FROZEN, reason="injects the fault into the source tree's gateway")
 def test_ansi_code_page_keeps_cjk_and_emoji_in_crash_records(tmp_path):
     env = {**os.environ, **legacy_env()}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.crashing_gateway", "unicode", str(tmp_path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.helpers.crashing_gateway", "unicode", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         assert orjson.loads(proc.stdout.readline())["event"] == "ready"
         deadline = time.monotonic() + 10
@@ -117,15 +131,19 @@ def test_ansi_code_page_keeps_cjk_and_emoji_in_crash_records(tmp_path):
 
 # -- process providers: Job Objects and consoles ------------------------------------------------
 
+
 def process_config(tmp_path: Path) -> Path:
     python = sys.executable.replace("\\", "/")
     fake_model = str(ROOT / "tests" / "helpers" / "fake_model.py").replace("\\", "/")
-    return write_config(tmp_path, f"""
+    return write_config(
+        tmp_path,
+        f"""
 [providers.local]
 type = "process"
 command = ["{python}", "{fake_model}"]
 models = ["with-child", "console"]
-""")
+""",
+    )
 
 
 def read_pids(path: Path, timeout: float = 10) -> list[int]:
@@ -143,8 +161,11 @@ def test_a_killed_gateway_takes_its_programs_process_tree_with_it(tmp_path):
     gw = GatewayProcess(["--port", "0", "--config", str(process_config(tmp_path))], tmp=tmp_path)
     try:
         pid_path = tmp_path / "pids"
-        sock = rawhttp.post(gw.port, "/v1/chat/completions", {
-            "model": "with-child", "stream": True, "messages": [{"role": "user", "content": f"pidfile={pid_path}"}]})
+        sock = rawhttp.post(
+            gw.port,
+            "/v1/chat/completions",
+            {"model": "with-child", "stream": True, "messages": [{"role": "user", "content": f"pidfile={pid_path}"}]},
+        )
         assert b"tick" in rawhttp.read_until(sock, b"tick")
         pids = read_pids(pid_path)
         os.kill(gw.pid, signal.SIGTERM)  # TerminateProcess on the gateway itself, whatever runs it
@@ -167,6 +188,7 @@ def test_programs_get_a_console_without_a_window(client):
 
 # -- console control events ------------------------------------------------------------------------
 
+
 def has_console() -> bool:
     return bool(ctypes.windll.kernel32.GetConsoleWindow() or ctypes.windll.kernel32.GetConsoleCP())
 
@@ -176,9 +198,14 @@ def test_ctrl_break_stops_with_reason_signal(tmp_path):
     """Ctrl-Break (what a console sends; Ctrl-C is not deliverable to a process group)."""
     if not has_console():
         pytest.skip("this test process has no console to send a control event through")
-    proc = subprocess.Popen(gateway_command() + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            creationflags=subprocess.CREATE_NEW_PROCESS_GROUP)
+    proc = subprocess.Popen(
+        gateway_command() + ["--port", "0", "--watch-stdin", "--log-dir", str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        creationflags=subprocess.CREATE_NEW_PROCESS_GROUP,
+    )
     try:
         assert orjson.loads(proc.stdout.readline())["event"] == "ready"
         os.kill(proc.pid, signal.CTRL_BREAK_EVENT)  # the group: bootloader and gateway alike
@@ -192,6 +219,7 @@ def test_ctrl_break_stops_with_reason_signal(tmp_path):
 
 # -- the user's directories ---------------------------------------------------------------------
 
+
 def test_log_and_config_dirs_are_under_localappdata(tmp_path):
     """Without --log-dir and --config: logs in %LOCALAPPDATA%\\ai-gateway\\Logs, and a
     config.toml in %LOCALAPPDATA%\\ai-gateway is the one used."""
@@ -202,8 +230,14 @@ def test_log_and_config_dirs_are_under_localappdata(tmp_path):
     home.mkdir(parents=True, exist_ok=True)
     config.write_text('[providers.e]\ntype = "echo"\n[aliases]\nfrom-localappdata = ["e/echo"]\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k not in ("AI_GATEWAY_CONFIG", "AI_GATEWAY_TOKEN")}
-    proc = subprocess.Popen(gateway_command() + ["--port", "0", "--watch-stdin"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, env=env)
+    proc = subprocess.Popen(
+        gateway_command() + ["--port", "0", "--watch-stdin"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+    )
     try:
         ready = orjson.loads(proc.stdout.readline())
         assert ready["event"] == "ready", ready
@@ -221,6 +255,7 @@ def test_log_and_config_dirs_are_under_localappdata(tmp_path):
 
 
 # -- /admin/stats ---------------------------------------------------------------------------------
+
 
 def test_admin_stats_gives_windows_figures(gateway):
     stats = httpx.get(gateway.url + "/admin/stats", timeout=10).json()

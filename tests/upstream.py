@@ -84,7 +84,8 @@ class Upstream:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._server = self._loop.run_until_complete(
-            asyncio.start_server(self._connection, "127.0.0.1", 0, limit=64 * 1024 * 1024))
+            asyncio.start_server(self._connection, "127.0.0.1", 0, limit=64 * 1024 * 1024)
+        )
         self.port = self._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
@@ -128,8 +129,7 @@ class Upstream:
                     self.busy_connections -= 1
                 if not keep_alive:
                     break
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError,
-                asyncio.CancelledError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError, asyncio.CancelledError):
             pass
         finally:
             self.open_connections -= 1
@@ -195,11 +195,19 @@ class Scenario:
         self.upstream, self.seen, self.writer = upstream, seen, writer
         self.key, self.count, self.stream = key, count, stream
 
-    async def head(self, status: int, content_type: str, extra: dict[str, str] | None = None,
-                   length: int | None = None) -> None:
-        reason = {200: "OK", 429: "Too Many Requests", 500: "Internal Server Error",
-                  502: "Bad Gateway", 503: "Service Unavailable", 401: "Unauthorized",
-                  400: "Bad Request", 302: "Found"}.get(status, "Status")
+    async def head(
+        self, status: int, content_type: str, extra: dict[str, str] | None = None, length: int | None = None
+    ) -> None:
+        reason = {
+            200: "OK",
+            429: "Too Many Requests",
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            401: "Unauthorized",
+            400: "Bad Request",
+            302: "Found",
+        }.get(status, "Status")
         lines = [f"HTTP/1.1 {status} {reason}", f"content-type: {content_type}"]
         lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
         lines.append(f"content-length: {length}" if length is not None else "transfer-encoding: chunked")
@@ -214,8 +222,9 @@ class Scenario:
         self.writer.write(b"0\r\n\r\n")
         await self.writer.drain()
 
-    async def json(self, status: int, payload: bytes, headers: dict[str, str] | None = None,
-                   content_type: str = "application/json") -> bool:
+    async def json(
+        self, status: int, payload: bytes, headers: dict[str, str] | None = None, content_type: str = "application/json"
+    ) -> bool:
         await self.head(status, content_type, headers, length=len(payload))
         self.writer.write(payload)
         await self.writer.drain()
@@ -255,17 +264,32 @@ class Scenario:
         if k == "json-anyway":  # a server that ignores `stream` and answers at once
             return await self.json(200, transcript("openai_text.json"))
         if k == "echo-body":
-            reply = {"id": "chatcmpl-echo", "object": "chat.completion", "created": 1, "model": self.seen.model,
-                     "choices": [{"index": 0, "message": {"role": "assistant",
-                                  "content": orjson.dumps(self.seen.body).decode()}, "finish_reason": "stop"}]}
+            reply = {
+                "id": "chatcmpl-echo",
+                "object": "chat.completion",
+                "created": 1,
+                "model": self.seen.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": orjson.dumps(self.seen.body).decode()},
+                        "finish_reason": "stop",
+                    }
+                ],
+            }
             return await self.json(200, orjson.dumps(reply))
         if k == "rate-limit":
-            return await self.json(429, b'{"error":{"message":"Rate limit reached","type":"requests",'
-                                        b'"param":null,"code":"rate_limit_exceeded"}}', {"retry-after": "0"})
+            return await self.json(
+                429,
+                b'{"error":{"message":"Rate limit reached","type":"requests",'
+                b'"param":null,"code":"rate_limit_exceeded"}}',
+                {"retry-after": "0"},
+            )
         if k == "429-once":
             if self.count == 1:
-                return await self.json(429, b'{"error":{"message":"slow down","type":"requests"}}',
-                                       {"retry-after": "0.2"})
+                return await self.json(
+                    429, b'{"error":{"message":"slow down","type":"requests"}}', {"retry-after": "0.2"}
+                )
             return await Scenario(self.upstream, self.seen, self.writer, "text", 1, self.stream).run()
         if k == "503-then-close":
             # answer 503, then stop listening: the retry finds the connection refused
@@ -295,12 +319,11 @@ class Scenario:
             await self.end_chunks()
             return True
         if k == "byte-drip":
-            body = (b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"drip"}}]}\n\n'
-                    b"data: [DONE]\n\n")
+            body = b'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":"drip"}}]}\n\ndata: [DONE]\n\n'
             await self.head(200, "text/event-stream")
             delay = float(self.seen.model.split(":")[1]) / 1000 if ":" in self.seen.model else 0.1
             for i in range(len(body)):
-                await self.chunk(body[i:i + 1])
+                await self.chunk(body[i : i + 1])
                 await asyncio.sleep(delay)
             await self.end_chunks()
             return True
@@ -321,8 +344,10 @@ class Scenario:
         if k == "503-retry-after":
             return await self.json(503, b'{"error":{"message":"busy"}}', {"retry-after": "1"})
         if k == "error-event":
-            await self.events(sse_events("openai_text.sse")[:2] + [
-                b'data: {"error":{"message":"The model overloaded mid-answer","type":"server_error"}}\n\n'])
+            await self.events(
+                sse_events("openai_text.sse")[:2]
+                + [b'data: {"error":{"message":"The model overloaded mid-answer","type":"server_error"}}\n\n']
+            )
             await self.end_chunks()
             return True
         if k == "late-answer":
@@ -333,8 +358,11 @@ class Scenario:
         if k == "error-503":
             return await self.json(503, b"")
         if k == "error-html":
-            return await self.json(502, b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
-                                   content_type="text/html")
+            return await self.json(
+                502,
+                b"<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>",
+                content_type="text/html",
+            )
         if k == "error-401":
             return await self.json(401, transcript("openai_error_401.json"))
         if k == "error-quoting-model":  # "The model '<what you sent>' does not exist", as OpenAI says
@@ -348,8 +376,11 @@ class Scenario:
             key = self.seen.headers.get("authorization", "").removeprefix("Bearer ")
             return await self.json(401, orjson.dumps({"error": {"message": f"Incorrect API key provided: {key}"}}))
         if k == "error-400":
-            return await self.json(400, b'{"error":{"message":"Invalid value for temperature","type":'
-                                        b'"invalid_request_error","param":"temperature","code":"invalid_value"}}')
+            return await self.json(
+                400,
+                b'{"error":{"message":"Invalid value for temperature","type":'
+                b'"invalid_request_error","param":"temperature","code":"invalid_value"}}',
+            )
         if k == "hang-before-headers":
             return await self.hang()
         if k == "reset-before-headers":
@@ -392,8 +423,11 @@ class Scenario:
         if k == "slow-json":
             await asyncio.sleep(30)
             return await self.json(200, transcript("openai_text.json"))
-        return await self.json(404, b'{"error":{"message":"The model does not exist","type":'
-                                    b'"invalid_request_error","param":"model","code":"model_not_found"}}')
+        return await self.json(
+            404,
+            b'{"error":{"message":"The model does not exist","type":'
+            b'"invalid_request_error","param":"model","code":"model_not_found"}}',
+        )
 
     async def anthropic(self) -> bool:
         """Anthropic's Messages API, from recorded transcripts."""
@@ -424,11 +458,17 @@ class Scenario:
             await self.end_chunks()
             return True
         if k == "rate-limit":
-            return await self.json(429, b'{"type":"error","error":{"type":"rate_limit_error","message":'
-                                        b'"Number of requests has exceeded your rate limit"}}', {"retry-after": "7"})
+            return await self.json(
+                429,
+                b'{"type":"error","error":{"type":"rate_limit_error","message":'
+                b'"Number of requests has exceeded your rate limit"}}',
+                {"retry-after": "7"},
+            )
         if k == "bad-request":
-            return await self.json(400, b'{"type":"error","error":{"type":"invalid_request_error","message":'
-                                        b'"messages: roles must alternate"}}')
+            return await self.json(
+                400,
+                b'{"type":"error","error":{"type":"invalid_request_error","message":"messages: roles must alternate"}}',
+            )
         return await self.json(404, b'{"type":"error","error":{"type":"not_found_error","message":"model: x"}}')
 
     async def responses(self) -> bool:
@@ -441,9 +481,11 @@ class Scenario:
             await self.end_chunks()
             return True
         if k == "failed-midstream":
-            failed = (b'event: response.failed\ndata: {"type":"response.failed","sequence_number":5,"response":'
-                      b'{"id":"resp_68a1f0c2d4e0819a9c3b2f1e0d7c6b5a","object":"response","status":"failed",'
-                      b'"error":{"code":"server_error","message":"The model failed mid-answer"},"output":[]}}\n\n')
+            failed = (
+                b'event: response.failed\ndata: {"type":"response.failed","sequence_number":5,"response":'
+                b'{"id":"resp_68a1f0c2d4e0819a9c3b2f1e0d7c6b5a","object":"response","status":"failed",'
+                b'"error":{"code":"server_error","message":"The model failed mid-answer"},"output":[]}}\n\n'
+            )
             await self.events(sse_events("openai_responses_text.sse")[:5] + [failed])
             await self.end_chunks()
             return True
@@ -452,8 +494,11 @@ class Scenario:
             await self.events(events[:5] + [events[4]] * 400, delay=0.02)
             await self.end_chunks()
             return True
-        return await self.json(404, b'{"error":{"message":"The model does not exist","type":'
-                                    b'"invalid_request_error","param":"model","code":"model_not_found"}}')
+        return await self.json(
+            404,
+            b'{"error":{"message":"The model does not exist","type":'
+            b'"invalid_request_error","param":"model","code":"model_not_found"}}',
+        )
 
     async def gemini(self) -> bool:
         """Google Gemini's generateContent / streamGenerateContent?alt=sse."""
@@ -463,8 +508,8 @@ class Scenario:
                 return await self.json(200, transcript(f"gemini_{k}.json"))
             body = transcript(f"gemini_{k}.sse")
             await self.head(200, "text/event-stream")
-            await self.chunk(body[:len(body) // 2])  # an event split across two writes
-            await self.chunk(body[len(body) // 2:])
+            await self.chunk(body[: len(body) // 2])  # an event split across two writes
+            await self.chunk(body[len(body) // 2 :])
             await self.end_chunks()
             return True
         if k in ("prompt-blocked", "answer-blocked"):

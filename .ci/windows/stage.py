@@ -33,16 +33,37 @@ from winenv import BUILD_PY, ROOT, TEST_PY, cache_root, drive_c, locked, run_win
 TRIPLE = "x86_64-pc-windows-msvc"
 EXE = f"ai-gateway-{TRIPLE}.exe"
 #: what Windows code needs of the checkout
-COPIED = ["app", "tests", "build/build.py", "spec", "pyproject.toml", "README.md", "tauri-sidecar.md", ".github",
-          "tauri", "docs"]
+COPIED = [
+    "app",
+    "tests",
+    "build/build.py",
+    "spec",
+    "pyproject.toml",
+    "README.md",
+    "tauri-sidecar.md",
+    ".github",
+    "tauri",
+    "docs",
+]
 #: the Windows paths, run against the source tree (the frozen run covers the rest)
-SOURCE_TESTS = ["tests/test_windows.py", "tests/test_stdio.py", "tests/test_lifecycle.py",
-                "tests/test_crash_records.py", "tests/test_process.py"]
+SOURCE_TESTS = [
+    "tests/test_windows.py",
+    "tests/test_stdio.py",
+    "tests/test_lifecycle.py",
+    "tests/test_crash_records.py",
+    "tests/test_process.py",
+]
 #: ruff and mypy are Linux's gate (not installed on the Windows side); the browser
 #: engines, the npm SDK tests, the Rust crate and the example app's page build drive
 #: Linux-side tools (Chromium, Firefox, WebKitGTK, node, cargo) that the Linux passes run
-FROZEN_TESTS = ["tests", "--ignore=tests/test_lint.py", "--ignore=tests/browser", "--ignore=tests/test_node_sdk.py",
-                "--ignore=tests/test_supervisor_crate.py", "--ignore=tests/test_tauri_example.py"]
+FROZEN_TESTS = [
+    "tests",
+    "--ignore=tests/test_lint.py",
+    "--ignore=tests/browser",
+    "--ignore=tests/test_node_sdk.py",
+    "--ignore=tests/test_supervisor_crate.py",
+    "--ignore=tests/test_tauri_example.py",
+]
 CODE_PAGE_936 = {"LC_ALL": "zh_CN.UTF-8", "PYTHONUNBUFFERED": "1"}
 
 
@@ -51,8 +72,9 @@ def copy_checkout(home: Path) -> Path:
     if src.is_symlink() or src.is_file():
         src.unlink()
     shutil.rmtree(src, ignore_errors=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache",
-                                    "node_modules", "target", "dist")
+    ignore = shutil.ignore_patterns(
+        "__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache", "node_modules", "target", "dist"
+    )
     for name in COPIED:
         source, target = ROOT / name, src / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -67,11 +89,21 @@ def pytest(home: Path, name: str, args: list[str], extra_env: dict[str, str], ti
     report = drive_c(home) / "results" / f"{name}.xml"
     report.parent.mkdir(exist_ok=True)
     report.unlink(missing_ok=True)
-    argv = [f"C:\\{TEST_PY}\\python.exe", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfE",
-            f"--junitxml=C:\\results\\{name}.xml", "-o", "junit_family=xunit1", *args]
+    argv = [
+        f"C:\\{TEST_PY}\\python.exe",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfE",
+        f"--junitxml=C:\\results\\{name}.xml",
+        "-o",
+        "junit_family=xunit1",
+        *args,
+    ]
     started = time.monotonic()
-    code = run_wine(home, argv, timeout=timeout, extra_env={**CODE_PAGE_936, **extra_env},
-                    cwd=drive_c(home) / "src")
+    code = run_wine(home, argv, timeout=timeout, extra_env={**CODE_PAGE_936, **extra_env}, cwd=drive_c(home) / "src")
     print(f"[windows] pytest {name}: exit {code} in {time.monotonic() - started:.0f} s", flush=True)
     if not report.exists():
         raise SystemExit(f"pytest ({name}) wrote no report (exit {code})")
@@ -104,8 +136,10 @@ def results(report: Path) -> tuple[dict[str, Counter], list[tuple[str, str]], li
 
 
 def table(runs: list[tuple[str, Path]]) -> tuple[str, bool]:
-    lines = ["| run | test file | passed | failed | skipped: Wine limit | skipped: other |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| run | test file | passed | failed | skipped: Wine limit | skipped: other |",
+        "|---|---|---|---|---|---|",
+    ]
     notes: list[str] = []
     ok = True
     for label, report in runs:
@@ -114,17 +148,23 @@ def table(runs: list[tuple[str, Path]]) -> tuple[str, bool]:
         for file in sorted(per_file):
             counts = per_file[file]
             totals.update(counts)
-            lines.append(f"| {label} | {file} | {counts['passed']} | {counts['failed']} | {counts['wine']} | "
-                         f"{counts['skipped']} |")
-        lines.append(f"| **{label}** | **all** | **{totals['passed']}** | **{totals['failed']}** | "
-                     f"**{totals['wine']}** | **{totals['skipped']}** |")
+            lines.append(
+                f"| {label} | {file} | {counts['passed']} | {counts['failed']} | {counts['wine']} | "
+                f"{counts['skipped']} |"
+            )
+        lines.append(
+            f"| **{label}** | **all** | **{totals['passed']}** | **{totals['failed']}** | "
+            f"**{totals['wine']}** | **{totals['skipped']}** |"
+        )
         ok = ok and not failed
         notes += [f"- {label}: FAILED `{test}`: {why}" for test, why in failed]
         by_reason: dict[str, list[str]] = defaultdict(list)
         for test, why in skipped:
             by_reason[why].append(test)
-        notes += [f"- {label}: skipped ({', '.join(f'`{t}`' for t in tests)}): {why}"
-                  for why, tests in sorted(by_reason.items())]
+        notes += [
+            f"- {label}: skipped ({', '.join(f'`{t}`' for t in tests)}): {why}"
+            for why, tests in sorted(by_reason.items())
+        ]
     return "\n".join(lines + [""] + notes) + "\n", ok
 
 
@@ -138,8 +178,10 @@ def main() -> int:
     started = time.monotonic()
     if args.table_only:
         home = cache_root() / setup.cache_key()
-        reports = [(label, drive_c(home) / "results" / f"{name}.xml") for label, name in
-                   (("frozen .exe", "frozen"), ("source", "source"))]
+        reports = [
+            (label, drive_c(home) / "results" / f"{name}.xml")
+            for label, name in (("frozen .exe", "frozen"), ("source", "source"))
+        ]
         print(table([(label, report) for label, report in reports if report.exists()])[0])
         return 0
     with locked(cache_root()):
@@ -149,15 +191,29 @@ def main() -> int:
         runs: list[tuple[str, Path]] = []
         try:
             if not args.no_frozen:
-                code = run_wine(home, [f"C:\\{BUILD_PY}\\python.exe", "C:\\src\\build\\build.py",
-                                       "--target-triple", TRIPLE], timeout=900, cwd=src)
+                code = run_wine(
+                    home,
+                    [f"C:\\{BUILD_PY}\\python.exe", "C:\\src\\build\\build.py", "--target-triple", TRIPLE],
+                    timeout=900,
+                    cwd=src,
+                )
                 if code != 0:
                     raise SystemExit(f"build/build.py failed under Wine (exit {code})")
                 (ROOT / "dist").mkdir(exist_ok=True)
                 shutil.copy2(src / "dist" / EXE, ROOT / "dist" / EXE)
                 print(f"[windows] dist/{EXE}: {(ROOT / 'dist' / EXE).stat().st_size / 1e6:.1f} MB", flush=True)
-                runs.append(("frozen .exe", pytest(home, "frozen", args.pytest_args or FROZEN_TESTS,
-                                                   {"AI_GATEWAY_CMD": f"C:/src/dist/{EXE}"}, timeout=900)))
+                runs.append(
+                    (
+                        "frozen .exe",
+                        pytest(
+                            home,
+                            "frozen",
+                            args.pytest_args or FROZEN_TESTS,
+                            {"AI_GATEWAY_CMD": f"C:/src/dist/{EXE}"},
+                            timeout=900,
+                        ),
+                    )
+                )
             if not args.no_source:
                 runs.append(("source", pytest(home, "source", args.pytest_args or SOURCE_TESTS, {}, timeout=600)))
         finally:

@@ -52,25 +52,34 @@ def drive_c(home: Path) -> Path:
 
 def wine_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SSL_", "REQUESTS_CA", "CURL_CA", "PIP_"))}
-    env.update({
-        "WINEPREFIX": str(prefix_dir(home)),
-        "WINEDEBUG": "-all",
-        "WINEDLLOVERRIDES": "mscoree,mshtml=",  # no Mono or Gecko installer prompts
-        "WINEARCH": "win64",
-    })
+    env.update(
+        {
+            "WINEPREFIX": str(prefix_dir(home)),
+            "WINEDEBUG": "-all",
+            "WINEDLLOVERRIDES": "mscoree,mshtml=",  # no Mono or Gecko installer prompts
+            "WINEARCH": "win64",
+        }
+    )
     for name in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "AI_GATEWAY_CMD"):
         env.pop(name, None)
     env.update(extra or {})
     return env
 
 
-def run_wine(home: Path, argv: list[str], *, timeout: float, extra_env: dict[str, str] | None = None,
-             cwd: Path | None = None) -> int:
+def run_wine(
+    home: Path, argv: list[str], *, timeout: float, extra_env: dict[str, str] | None = None, cwd: Path | None = None
+) -> int:
     """Runs `wine argv...`, its output piped and copied to ours line by line; returns the
     exit code. On timeout the prefix's wineserver is killed (every process of this prefix
     is ours) and 124 is returned."""
-    proc = subprocess.Popen(["wine", *argv], env=wine_env(home, extra_env), cwd=cwd or drive_c(home),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        ["wine", *argv],
+        env=wine_env(home, extra_env),
+        cwd=cwd or drive_c(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     assert proc.stdout is not None
     killer = _Deadline(home, proc, time.monotonic() + timeout)
     try:
@@ -113,13 +122,27 @@ class _Deadline:
 
 def stop_wineserver(home: Path) -> None:
     """Ends every process of this prefix (and its wineserver); a no-op when none runs."""
-    subprocess.run(["wineserver", "-k"], env=wine_env(home), stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60, check=False)
+    subprocess.run(
+        ["wineserver", "-k"],
+        env=wine_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
 
 
 def wait_wineserver(home: Path) -> None:
-    subprocess.run(["wineserver", "-w"], env=wine_env(home), stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120, check=False)
+    subprocess.run(
+        ["wineserver", "-w"],
+        env=wine_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=120,
+        check=False,
+    )
 
 
 @contextmanager
@@ -130,4 +153,3 @@ def locked(root: Path) -> Iterator[None]:
     with open(root.parent / f"{root.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-

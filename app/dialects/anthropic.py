@@ -57,6 +57,7 @@ ERROR_STATUS = {
 
 # -- request ------------------------------------------------------------------------------
 
+
 def _text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -90,8 +91,7 @@ def _content_blocks(content: Any) -> list[dict[str, Any]]:
         elif kind == "image_url":
             blocks.append(_image_block(part))
         else:
-            raise InvalidRequest(f"content part type '{kind}' is not supported by Anthropic models",
-                                 param="messages")
+            raise InvalidRequest(f"content part type '{kind}' is not supported by Anthropic models", param="messages")
     return blocks
 
 
@@ -104,8 +104,14 @@ def _tool_use_blocks(tool_calls: Any) -> list[dict[str, Any]]:
             parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
         except orjson.JSONDecodeError:
             raise InvalidRequest("tool call arguments must be JSON", param="messages") from None
-        blocks.append({"type": "tool_use", "id": call.get("id") or "", "name": function.get("name") or "",
-                       "input": parsed if isinstance(parsed, dict) else {}})
+        blocks.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "",
+                "name": function.get("name") or "",
+                "input": parsed if isinstance(parsed, dict) else {},
+            }
+        )
     return blocks
 
 
@@ -152,8 +158,17 @@ def _split_conversation(chat_messages: list[dict[str, Any]]) -> tuple[list[str],
         elif role == "assistant":
             _append(messages, "assistant", _content_blocks(content) + _tool_use_blocks(message.get("tool_calls")))
         elif role in ("tool", "function"):
-            _append(messages, "user", [{"type": "tool_result", "tool_use_id": message.get("tool_call_id") or "",
-                                        "content": _text_of(content)}])
+            _append(
+                messages,
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": message.get("tool_call_id") or "",
+                        "content": _text_of(content),
+                    }
+                ],
+            )
     return system, messages
 
 
@@ -200,12 +215,14 @@ def to_messages_request(body: dict[str, Any], model: str, *, stream: bool, defau
 
 # -- response ------------------------------------------------------------------------------
 
+
 def usage_from(usage: Any) -> dict[str, int] | None:
     if not isinstance(usage, dict):
         return None
     # cached input still counts as input, as in OpenAI's prompt_tokens
-    prompt = sum(int(usage.get(k) or 0) for k in
-                 ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"))
+    prompt = sum(
+        int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
     return wire.usage(prompt, int(usage.get("output_tokens") or 0))
 
 
@@ -218,14 +235,26 @@ def from_message(message: dict[str, Any]) -> Completion:
         if block.get("type") == "text":
             text.append(block.get("text", ""))
         elif block.get("type") == "tool_use":
-            calls.append({"id": block.get("id", ""), "type": "function", "function": {
-                "name": block.get("name", ""), "arguments": orjson.dumps(block.get("input", {})).decode()}})
+            calls.append(
+                {
+                    "id": block.get("id", ""),
+                    "type": "function",
+                    "function": {
+                        "name": block.get("name", ""),
+                        "arguments": orjson.dumps(block.get("input", {})).decode(),
+                    },
+                }
+            )
     out: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         out["tool_calls"] = calls
-    completion = wire.completion(message.get("id") or wire.new_completion_id(), message.get("model", ""), out,
-                                 STOP_REASONS.get(message.get("stop_reason") or "", "stop"),
-                                 usage_from(message.get("usage")))
+    completion = wire.completion(
+        message.get("id") or wire.new_completion_id(),
+        message.get("model", ""),
+        out,
+        STOP_REASONS.get(message.get("stop_reason") or "", "stop"),
+        usage_from(message.get("usage")),
+    )
     return completion
 
 
@@ -235,11 +264,14 @@ def error_from_event(data: dict[str, Any], provider: str) -> UpstreamStatusError
     status = ERROR_STATUS.get(kind, 500)
     return UpstreamStatusError(
         f"upstream '{provider}' failed mid-stream: {error.get('message') or kind}",
-        status=502 if status >= 500 else status, code=kind, retryable=is_retryable_status(status),
+        status=502 if status >= 500 else status,
+        code=kind,
+        retryable=is_retryable_status(status),
     )
 
 
 # -- stream --------------------------------------------------------------------------------
+
 
 class StreamTranslator:
     """Per-stream state: Anthropic events in, OpenAI chunks out.
@@ -276,8 +308,20 @@ class StreamTranslator:
             if block.get("type") == "tool_use":
                 index = len(self.tool_index)
                 self.tool_index[data.get("index", index)] = index
-                return [self._chunk({"tool_calls": [{"index": index, "id": block.get("id", ""), "type": "function",
-                                                     "function": {"name": block.get("name", ""), "arguments": ""}}]})]
+                return [
+                    self._chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": index,
+                                    "id": block.get("id", ""),
+                                    "type": "function",
+                                    "function": {"name": block.get("name", ""), "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+                ]
             if block.get("type") == "text" and block.get("text"):
                 return [self._chunk({"content": block["text"]})]
             return []
@@ -288,8 +332,11 @@ class StreamTranslator:
             if delta.get("type") == "input_json_delta":
                 block_index = data.get("index")
                 index = self.tool_index.get(block_index, 0) if isinstance(block_index, int) else 0
-                return [self._chunk({"tool_calls": [{"index": index,
-                                                     "function": {"arguments": delta.get("partial_json", "")}}]})]
+                return [
+                    self._chunk(
+                        {"tool_calls": [{"index": index, "function": {"arguments": delta.get("partial_json", "")}}]}
+                    )
+                ]
             return []  # thinking and signature deltas have no OpenAI counterpart
         if kind == "message_delta":
             self.output_tokens = int((data.get("usage") or {}).get("output_tokens") or self.output_tokens)
@@ -309,14 +356,28 @@ class StreamTranslator:
 # == from an Anthropic client ====================================================================
 
 # OpenAI finish reasons -> Anthropic stop reasons (the inverse of STOP_REASONS)
-FINISH_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use",
-                  "function_call": "tool_use", "content_filter": "refusal"}
+FINISH_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
 
 # the status of a gateway error -> Anthropic's error type for it
-_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-                404: "not_found_error", 405: "invalid_request_error", 408: "timeout_error",
-                413: "request_too_large", 415: "invalid_request_error", 429: "rate_limit_error",
-                504: "timeout_error", 529: "overloaded_error"}
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
 
 
 def error_body(exc: GatewayError, redact: Callable[[str], str] = str) -> dict[str, Any]:
@@ -339,8 +400,11 @@ def _image_part(block: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(source, dict):
         raise InvalidRequest(f"'{where}.source' must be an object", param=where)
     if source.get("type") == "base64":
-        _need(isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str),
-              f"'{where}.source' needs 'media_type' and 'data'", where)
+        _need(
+            isinstance(source.get("media_type"), str) and isinstance(source.get("data"), str),
+            f"'{where}.source' needs 'media_type' and 'data'",
+            where,
+        )
         url = f"data:{source['media_type']};base64,{source['data']}"
     elif source.get("type") == "url":
         _need(isinstance(source.get("url"), str), f"'{where}.source.url' must be a string", where)
@@ -402,13 +466,22 @@ def _assistant_turn(content: Any, where: str) -> dict[str, Any]:
         if kind == "text":
             text.append(str(block.get("text", "")))
         elif kind == "tool_use":
-            calls.append({"id": str(block.get("id", "")), "type": "function", "function": {
-                "name": str(block.get("name", "")), "arguments": orjson.dumps(block.get("input") or {}).decode()}})
+            calls.append(
+                {
+                    "id": str(block.get("id", "")),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name", "")),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
         elif kind in ("thinking", "redacted_thinking"):
             continue  # the model's own reasoning: other providers cannot take it back
         else:
-            raise InvalidRequest(f"content block type '{kind}' is not supported in assistant turns",
-                                 param=f"{where}.content[{j}]")
+            raise InvalidRequest(
+                f"content block type '{kind}' is not supported in assistant turns", param=f"{where}.content[{j}]"
+            )
     message: dict[str, Any] = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
@@ -433,39 +506,66 @@ def _chat_tool_choice(choice: Any) -> tuple[Any, bool | None]:
 
 def check_messages_request(body: dict[str, Any]) -> None:
     """The shape the translation relies on; Anthropic's own rules, with its messages."""
-    _need(isinstance(body.get("model"), str) and bool(body["model"].strip()),
-          "model: field required (a non-empty string)", "model")
+    _need(
+        isinstance(body.get("model"), str) and bool(body["model"].strip()),
+        "model: field required (a non-empty string)",
+        "model",
+    )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("messages: must be a non-empty array", param="messages")
     for i, message in enumerate(messages):
         where = f"messages.{i}"
-        _need(isinstance(message, dict) and message.get("role") in ("user", "assistant"),
-              f"{where}.role: must be 'user' or 'assistant'", where)
+        _need(
+            isinstance(message, dict) and message.get("role") in ("user", "assistant"),
+            f"{where}.role: must be 'user' or 'assistant'",
+            where,
+        )
         content = message.get("content")
-        _need(isinstance(content, str) or (isinstance(content, list) and all(
-            isinstance(b, dict) and isinstance(b.get("type"), str) for b in content)),
-            f"{where}.content: must be a string or an array of content blocks", where)
+        _need(
+            isinstance(content, str)
+            or (
+                isinstance(content, list)
+                and all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content)
+            ),
+            f"{where}.content: must be a string or an array of content blocks",
+            where,
+        )
     max_tokens = body.get("max_tokens")
-    _need(max_tokens is None or (isinstance(max_tokens, int) and not isinstance(max_tokens, bool)
-                                 and max_tokens >= 1), "max_tokens: must be a positive integer", "max_tokens")
+    _need(
+        max_tokens is None or (isinstance(max_tokens, int) and not isinstance(max_tokens, bool) and max_tokens >= 1),
+        "max_tokens: must be a positive integer",
+        "max_tokens",
+    )
     _need(body.get("stream") is None or isinstance(body["stream"], bool), "stream: must be a boolean", "stream")
     tools = body.get("tools")
-    _need(tools is None or (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)),
-          "tools: must be an array of objects", "tools")
+    _need(
+        tools is None or (isinstance(tools, list) and all(isinstance(t, dict) for t in tools)),
+        "tools: must be an array of objects",
+        "tools",
+    )
     stops = body.get("stop_sequences")
-    _need(stops is None or (isinstance(stops, list) and all(isinstance(s, str) for s in stops)),
-          "stop_sequences: must be an array of strings", "stop_sequences")
+    _need(
+        stops is None or (isinstance(stops, list) and all(isinstance(s, str) for s in stops)),
+        "stop_sequences: must be an array of strings",
+        "stop_sequences",
+    )
     for key in ("temperature", "top_p"):
         value = body.get(key)
-        _need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
-              f"{key}: must be a number", key)
+        _need(
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+            f"{key}: must be a number",
+            key,
+        )
 
 
 def _chat_tool(tool: dict[str, Any], where: str) -> dict[str, Any]:
     if tool.get("type") not in (None, "custom") or "input_schema" not in tool:
-        raise InvalidRequest(f"tool '{tool.get('name') or tool.get('type')}' is a server tool; only "
-                             "client tools with an input_schema can be translated", param=where)
+        raise InvalidRequest(
+            f"tool '{tool.get('name') or tool.get('type')}' is a server tool; only "
+            "client tools with an input_schema can be translated",
+            param=where,
+        )
     function = {"name": str(tool.get("name", "")), "parameters": tool["input_schema"]}
     if tool.get("description"):
         function["description"] = tool["description"]
@@ -511,8 +611,10 @@ def from_messages_request(body: dict[str, Any]) -> dict[str, Any]:
 
 def anthropic_usage(usage: Any) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
-    return {"input_tokens": int(usage.get("prompt_tokens") or 0),
-            "output_tokens": int(usage.get("completion_tokens") or 0)}
+    return {
+        "input_tokens": int(usage.get("prompt_tokens") or 0),
+        "output_tokens": int(usage.get("completion_tokens") or 0),
+    }
 
 
 def to_message(completion: Completion, model: str) -> dict[str, Any]:
@@ -526,8 +628,14 @@ def to_message(completion: Completion, model: str) -> dict[str, Any]:
         content.append({"type": "text", "text": message["content"]})
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        content.append({"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
-                        "name": function.get("name", ""), "input": json_arguments(function.get("arguments"))})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+                "name": function.get("name", ""),
+                "input": json_arguments(function.get("arguments")),
+            }
+        )
     return {
         "id": new_message_id(),
         "type": "message",
@@ -553,7 +661,7 @@ class MessagesWriter:
         self.id = new_message_id()
         self.started = False
         self.passthrough = False
-        self.block = -1             # index of the last block started
+        self.block = -1  # index of the last block started
         self.open: str | None = None  # "text" or "tool" while a block is open
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool call index -> block index
         self.stop_reason = "end_turn"
@@ -561,11 +669,17 @@ class MessagesWriter:
 
     def _start(self) -> bytes:
         self.started = True
-        message: dict[str, Any] = {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                                   "content": [], "stop_reason": None, "stop_sequence": None,
-                                   "usage": dict(self.usage)}
-        return frame("message_start", {"type": "message_start", "message": message}) + \
-            frame("ping", {"type": "ping"})
+        message: dict[str, Any] = {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": dict(self.usage),
+        }
+        return frame("message_start", {"type": "message_start", "message": message}) + frame("ping", {"type": "ping"})
 
     def _close(self) -> bytes:
         if self.open is None:
@@ -577,8 +691,9 @@ class MessagesWriter:
         out = self._close()
         self.block += 1
         self.open = kind
-        return out + frame("content_block_start", {"type": "content_block_start", "index": self.block,
-                                                   "content_block": block})
+        return out + frame(
+            "content_block_start", {"type": "content_block_start", "index": self.block, "content_block": block}
+        )
 
     def write(self, chunk: Chunk) -> bytes:
         if isinstance(chunk, NativeEvent):
@@ -595,8 +710,10 @@ class MessagesWriter:
             if isinstance(text, str) and text:
                 if self.open != "text":
                     out += self._open("text", {"type": "text", "text": ""})
-                out += frame("content_block_delta", {"type": "content_block_delta", "index": self.block,
-                                                     "delta": {"type": "text_delta", "text": text}})
+                out += frame(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": self.block, "delta": {"type": "text_delta", "text": text}},
+                )
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
@@ -608,22 +725,40 @@ class MessagesWriter:
         index = call.get("index", 0)
         function = call.get("function") or {}
         if index not in self.tool_blocks:
-            out += self._open("tool", {"type": "tool_use", "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
-                                       "name": function.get("name") or "", "input": {}})
+            out += self._open(
+                "tool",
+                {
+                    "type": "tool_use",
+                    "id": call.get("id") or "toolu_" + uuid.uuid4().hex[:24],
+                    "name": function.get("name") or "",
+                    "input": {},
+                },
+            )
             self.tool_blocks[index] = self.block
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
-            out += frame("content_block_delta", {"type": "content_block_delta", "index": self.tool_blocks[index],
-                                                 "delta": {"type": "input_json_delta", "partial_json": arguments}})
+            out += frame(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": self.tool_blocks[index],
+                    "delta": {"type": "input_json_delta", "partial_json": arguments},
+                },
+            )
         return out
 
     def finish(self) -> bytes:
         if self.passthrough:
             return b""  # the upstream's own message_stop already went out
         out = (b"" if self.started else self._start()) + self._close()
-        out += frame("message_delta", {"type": "message_delta",
-                                       "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
-                                       "usage": dict(self.usage)})
+        out += frame(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+                "usage": dict(self.usage),
+            },
+        )
         return out + frame("message_stop", {"type": "message_stop"})
 
     def fail(self, error: GatewayError, redact: Callable[[str], str]) -> bytes:

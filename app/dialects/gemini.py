@@ -43,6 +43,7 @@ FINISH_REASONS = {
 
 # -- request --------------------------------------------------------------------------------
 
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -113,8 +114,14 @@ def _tool_config(choice: Any) -> dict[str, Any] | None:
 
 def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     config: dict[str, Any] = {}
-    for ours, theirs in (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("seed", "seed"),
-                         ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty")):
+    for ours, theirs in (
+        ("temperature", "temperature"),
+        ("top_p", "topP"),
+        ("top_k", "topK"),
+        ("seed", "seed"),
+        ("presence_penalty", "presencePenalty"),
+        ("frequency_penalty", "frequencyPenalty"),
+    ):
         if body.get(ours) is not None:
             config[theirs] = body[ours]
     limit = body.get("max_completion_tokens") or body.get("max_tokens")
@@ -132,8 +139,9 @@ def _generation_config(body: dict[str, Any]) -> dict[str, Any]:
     return config
 
 
-def _split_conversation(messages: list[dict[str, Any]], signatures: Mapping[str, str]
-                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _split_conversation(
+    messages: list[dict[str, Any]], signatures: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Chat messages as Gemini's system parts and its user/model contents."""
     system: list[dict[str, Any]] = []
     contents: list[dict[str, Any]] = []
@@ -150,8 +158,7 @@ def _split_conversation(messages: list[dict[str, Any]], signatures: Mapping[str,
             _append(contents, "model", _parts(content) + [_function_call(call, signatures, names) for call in calls])
         elif role in ("tool", "function"):
             name = names.get(message.get("tool_call_id") or "") or message.get("name") or ""
-            _append(contents, "user", [{"functionResponse": {"name": name,
-                                                             "response": _function_response(content)}}])
+            _append(contents, "user", [{"functionResponse": {"name": name, "response": _function_response(content)}}])
     return system, contents
 
 
@@ -159,8 +166,9 @@ def _function_call(call: dict[str, Any], signatures: Mapping[str, str], names: d
     """A chat tool call as a Gemini functionCall part, with the thought signature it came with."""
     function = call.get("function") or {}
     names[call.get("id") or ""] = function.get("name") or ""
-    part: dict[str, Any] = {"functionCall": {"name": function.get("name") or "",
-                                             "args": json_arguments(function.get("arguments"))}}
+    part: dict[str, Any] = {
+        "functionCall": {"name": function.get("name") or "", "args": json_arguments(function.get("arguments"))}
+    }
     signature = signatures.get(call.get("id") or "")
     if signature:
         part["thoughtSignature"] = signature
@@ -196,10 +204,14 @@ def to_gemini_request(body: dict[str, Any], signatures: Mapping[str, str] | None
 
 # -- answer ---------------------------------------------------------------------------------
 
+
 def blocked(reason: str, provider: str, where: str) -> UpstreamStatusError:
     return UpstreamStatusError(
         f"upstream '{provider}': Gemini's safety filters blocked the {where} ({reason})",
-        status=400, type="invalid_request_error", code="content_filter", retryable=False,
+        status=400,
+        type="invalid_request_error",
+        code="content_filter",
+        retryable=False,
     )
 
 
@@ -244,8 +256,16 @@ def _split(parts: Any, signatures: MutableMapping[str, str] | None = None) -> tu
             call_id = call.get("id") or new_call_id()
             if signatures is not None and isinstance(part.get("thoughtSignature"), str):
                 signatures[call_id] = part["thoughtSignature"]
-            calls.append({"id": call_id, "type": "function", "function": {
-                "name": call.get("name", ""), "arguments": orjson.dumps(call.get("args") or {}).decode()}})
+            calls.append(
+                {
+                    "id": call_id,
+                    "type": "function",
+                    "function": {
+                        "name": call.get("name", ""),
+                        "arguments": orjson.dumps(call.get("args") or {}).decode(),
+                    },
+                }
+            )
     return text, calls
 
 
@@ -255,8 +275,9 @@ def finish_reason(reason: Any, has_calls: bool) -> str:
     return FINISH_REASONS.get(reason or "STOP", "stop")
 
 
-def from_gemini_response(data: dict[str, Any], model: str, provider: str,
-                         signatures: MutableMapping[str, str] | None = None) -> Completion:
+def from_gemini_response(
+    data: dict[str, Any], model: str, provider: str, signatures: MutableMapping[str, str] | None = None
+) -> Completion:
     """A Gemini `generateContent` answer as an OpenAI chat completion."""
     check_prompt(data, provider)
     candidate = _candidate(data)
@@ -269,8 +290,13 @@ def from_gemini_response(data: dict[str, Any], model: str, provider: str,
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
-    return wire.completion(data.get("responseId") or wire.new_completion_id(), data.get("modelVersion") or model,
-                           message, reason, usage_from(data.get("usageMetadata")))
+    return wire.completion(
+        data.get("responseId") or wire.new_completion_id(),
+        data.get("modelVersion") or model,
+        message,
+        reason,
+        usage_from(data.get("usageMetadata")),
+    )
 
 
 class GeminiStreamTranslator:
@@ -278,8 +304,9 @@ class GeminiStreamTranslator:
 
     Gemini sends no end marker: the event that carries a `finishReason` is the last."""
 
-    def __init__(self, provider: str, model: str, include_usage: bool,
-                 signatures: MutableMapping[str, str] | None = None):
+    def __init__(
+        self, provider: str, model: str, include_usage: bool, signatures: MutableMapping[str, str] | None = None
+    ):
         self.provider = provider
         self.signatures = signatures
         self.id = wire.new_completion_id()
@@ -297,9 +324,11 @@ class GeminiStreamTranslator:
     def feed(self, data: dict[str, Any]) -> list[Chunk]:
         if isinstance(data.get("error"), dict):
             error = data["error"]
-            raise UpstreamStatusError(f"upstream '{self.provider}' failed mid-stream: "
-                                      f"{error.get('message') or 'unknown error'}", status=502,
-                                      code=str(error.get("status") or "upstream_error"))
+            raise UpstreamStatusError(
+                f"upstream '{self.provider}' failed mid-stream: {error.get('message') or 'unknown error'}",
+                status=502,
+                code=str(error.get("status") or "upstream_error"),
+            )
         check_prompt(data, self.provider)
         out: list[Chunk] = []
         if not self.started:

@@ -31,6 +31,7 @@ def _need(condition: bool, message: str, param: str) -> None:
 
 # -- request --------------------------------------------------------------------------------
 
+
 def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
     """Responses content parts as chat content (a plain string when it is only text)."""
     if isinstance(content, str):
@@ -47,8 +48,11 @@ def _parts(content: Any, where: str) -> str | list[dict[str, Any]]:
             parts.append({"type": "text", "text": str(part.get("refusal", ""))})
         elif kind == "input_image":
             url = part.get("image_url")
-            _need(isinstance(url, str) and bool(url),
-                  f"'{here}.image_url' is required (file_id images need the native Responses API)", here)
+            _need(
+                isinstance(url, str) and bool(url),
+                f"'{here}.image_url' is required (file_id images need the native Responses API)",
+                here,
+            )
             image: dict[str, Any] = {"url": url}
             if part.get("detail") in ("low", "high", "auto"):
                 image["detail"] = part["detail"]
@@ -81,14 +85,23 @@ def input_messages(value: Any) -> Messages:
         kind = item.get("type", "message")
         if kind == "message":
             role = item.get("role")
-            _need(role in ("user", "assistant", "system", "developer"),
-                  f"'{where}.role' must be user, assistant, system or developer", where)
+            _need(
+                role in ("user", "assistant", "system", "developer"),
+                f"'{where}.role' must be user, assistant, system or developer",
+                where,
+            )
             messages.append({"role": role, "content": _parts(item.get("content"), where)})
         elif kind == "function_call":
-            _need(isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str),
-                  f"'{where}' needs 'call_id' and 'name'", where)
-            call = {"id": item["call_id"], "type": "function",
-                    "function": {"name": item["name"], "arguments": str(item.get("arguments") or "{}")}}
+            _need(
+                isinstance(item.get("call_id"), str) and isinstance(item.get("name"), str),
+                f"'{where}' needs 'call_id' and 'name'",
+                where,
+            )
+            call = {
+                "id": item["call_id"],
+                "type": "function",
+                "function": {"name": item["name"], "arguments": str(item.get("arguments") or "{}")},
+            }
             last = messages[-1] if messages else None
             # consecutive calls (and the text just before them) are one assistant turn in chat
             if last is not None and last["role"] == "assistant":
@@ -97,8 +110,9 @@ def input_messages(value: Any) -> Messages:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             _need(isinstance(item.get("call_id"), str), f"'{where}.call_id' is required", where)
-            messages.append({"role": "tool", "tool_call_id": item["call_id"],
-                             "content": _output_text(item.get("output"))})
+            messages.append(
+                {"role": "tool", "tool_call_id": item["call_id"], "content": _output_text(item.get("output"))}
+            )
         elif kind == "reasoning":
             continue  # the model's own reasoning: other providers cannot take it back
         else:
@@ -112,10 +126,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     for j, tool in enumerate(tools):
         _need(isinstance(tool, dict), f"'tools[{j}]' must be an object", f"tools[{j}]")
         if tool.get("type") != "function":
-            raise InvalidRequest(f"tool type '{tool.get('type')}' needs the native Responses API; "
-                                 "only function tools are translated", param=f"tools[{j}]")
-        function: dict[str, Any] = {"name": str(tool.get("name", "")),
-                                    "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+            raise InvalidRequest(
+                f"tool type '{tool.get('type')}' needs the native Responses API; only function tools are translated",
+                param=f"tools[{j}]",
+            )
+        function: dict[str, Any] = {
+            "name": str(tool.get("name", "")),
+            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+        }
         if tool.get("description"):
             function["description"] = tool["description"]
         if tool.get("strict") is not None:
@@ -145,22 +163,35 @@ def _response_format(text: Any) -> dict[str, Any] | None:
 
 
 def check_responses_request(body: dict[str, Any]) -> None:
-    _need(isinstance(body.get("model"), str) and bool(body["model"].strip()),
-          "'model' must be a non-empty string", "model")
+    _need(
+        isinstance(body.get("model"), str) and bool(body["model"].strip()),
+        "'model' must be a non-empty string",
+        "model",
+    )
     _need("input" in body, "Missing required parameter: 'input'", "input")
     _need(body.get("stream") is None or isinstance(body["stream"], bool), "'stream' must be a boolean", "stream")
-    _need(body.get("instructions") is None or isinstance(body["instructions"], str),
-          "'instructions' must be a string", "instructions")
+    _need(
+        body.get("instructions") is None or isinstance(body["instructions"], str),
+        "'instructions' must be a string",
+        "instructions",
+    )
     previous = body.get("previous_response_id")
-    _need(previous is None or isinstance(previous, str), "'previous_response_id' must be a string",
-          "previous_response_id")
+    _need(
+        previous is None or isinstance(previous, str), "'previous_response_id' must be a string", "previous_response_id"
+    )
     limit = body.get("max_output_tokens")
-    _need(limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1),
-          "'max_output_tokens' must be a positive integer", "max_output_tokens")
+    _need(
+        limit is None or (isinstance(limit, int) and not isinstance(limit, bool) and limit >= 1),
+        "'max_output_tokens' must be a positive integer",
+        "max_output_tokens",
+    )
     for key in ("temperature", "top_p"):
         value = body.get(key)
-        _need(value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
-              f"'{key}' must be a number", key)
+        _need(
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)),
+            f"'{key}' must be a number",
+            key,
+        )
 
 
 def from_responses_request(body: dict[str, Any], history: Messages | None = None) -> dict[str, Any]:
@@ -196,15 +227,20 @@ def from_responses_request(body: dict[str, Any], history: Messages | None = None
 
 # -- answer ---------------------------------------------------------------------------------
 
+
 def usage_of(usage: Any) -> dict[str, Any] | None:
     if not isinstance(usage, dict):
         return None
     prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
     reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": int(cached)},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": int(reasoning)},
-            "total_tokens": prompt + completion}
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": int(cached)},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": int(reasoning)},
+        "total_tokens": prompt + completion,
+    }
 
 
 # finish reasons that leave a response incomplete, and why
@@ -212,33 +248,67 @@ _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"
 
 
 def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "message", "status": status, "role": "assistant",
-            "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+    return {
+        "id": item_id,
+        "type": "message",
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}],
+    }
 
 
 def function_item(item_id: str, call_id: str, name: str, arguments: str, status: str = "completed") -> dict[str, Any]:
-    return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": name,
-            "arguments": arguments}
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call_id,
+        "name": name,
+        "arguments": arguments,
+    }
 
 
-def response_object(response_id: str, body: dict[str, Any], model: str, created: int, *, status: str,
-                    output: list[dict[str, Any]], usage: dict[str, Any] | None = None,
-                    finish_reason: str | None = None, error: dict[str, Any] | None = None) -> dict[str, Any]:
+def response_object(
+    response_id: str,
+    body: dict[str, Any],
+    model: str,
+    created: int,
+    *,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None = None,
+    finish_reason: str | None = None,
+    error: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A Response, echoing the request's settings as OpenAI does."""
     incomplete = _INCOMPLETE.get(finish_reason or "")
     if status == "completed" and incomplete:
         status = "incomplete"
     text = body.get("text") if isinstance(body.get("text"), dict) else {"format": {"type": "text"}}
     return {
-        "id": response_id, "object": "response", "created_at": created, "status": status,
-        "error": error, "incomplete_details": {"reason": incomplete} if status == "incomplete" else None,
-        "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-        "model": model, "output": output, "parallel_tool_calls": body.get("parallel_tool_calls", True),
-        "previous_response_id": body.get("previous_response_id"), "reasoning": {"effort": None, "summary": None},
-        "store": body.get("store", True), "temperature": body.get("temperature"), "text": text,
-        "tool_choice": body.get("tool_choice", "auto"), "tools": body.get("tools") or [],
-        "top_p": body.get("top_p"), "truncation": "disabled", "usage": usage,
-        "metadata": body.get("metadata") or {}, "user": body.get("user"),
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
+        "status": status,
+        "error": error,
+        "incomplete_details": {"reason": incomplete} if status == "incomplete" else None,
+        "instructions": body.get("instructions"),
+        "max_output_tokens": body.get("max_output_tokens"),
+        "model": model,
+        "output": output,
+        "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "previous_response_id": body.get("previous_response_id"),
+        "reasoning": {"effort": None, "summary": None},
+        "store": body.get("store", True),
+        "temperature": body.get("temperature"),
+        "text": text,
+        "tool_choice": body.get("tool_choice", "auto"),
+        "tools": body.get("tools") or [],
+        "top_p": body.get("top_p"),
+        "truncation": "disabled",
+        "usage": usage,
+        "metadata": body.get("metadata") or {},
+        "user": body.get("user"),
     }
 
 
@@ -253,11 +323,24 @@ def to_response(completion: Completion, body: dict[str, Any], model: str) -> dic
         output.append(message_item(new_id("msg"), message["content"]))
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
-        output.append(function_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name", ""),
-                                    function.get("arguments") or "{}"))
-    return response_object(new_id("resp"), body, model, int(time.time()), status="completed", output=output,
-                           usage=usage_of(completion.get("usage")),
-                           finish_reason=choices[0].get("finish_reason"))
+        output.append(
+            function_item(
+                new_id("fc"),
+                call.get("id") or new_id("call"),
+                function.get("name", ""),
+                function.get("arguments") or "{}",
+            )
+        )
+    return response_object(
+        new_id("resp"),
+        body,
+        model,
+        int(time.time()),
+        status="completed",
+        output=output,
+        usage=usage_of(completion.get("usage")),
+        finish_reason=choices[0].get("finish_reason"),
+    )
 
 
 def history_of(history: Messages | None, body: dict[str, Any], response: dict[str, Any]) -> Messages:
@@ -269,8 +352,13 @@ def history_of(history: Messages | None, body: dict[str, Any], response: dict[st
         if item.get("type") == "message":
             text += "".join(p.get("text", "") for p in item.get("content", []) if p.get("type") == "output_text")
         elif item.get("type") == "function_call":
-            calls.append({"id": item["call_id"], "type": "function",
-                          "function": {"name": item["name"], "arguments": item["arguments"]}})
+            calls.append(
+                {
+                    "id": item["call_id"],
+                    "type": "function",
+                    "function": {"name": item["name"], "arguments": item["arguments"]},
+                }
+            )
     answer: dict[str, Any] = {"role": "assistant", "content": text or None}
     if calls:
         answer["tool_calls"] = calls
@@ -278,6 +366,7 @@ def history_of(history: Messages | None, body: dict[str, Any], response: dict[st
 
 
 # -- stream ---------------------------------------------------------------------------------
+
 
 class ResponsesWriter:
     """Per-stream state: chat chunks in, the Responses event sequence out.
@@ -315,8 +404,9 @@ class ResponsesWriter:
     def _start(self) -> bytes:
         self.started = True
         snapshot = self._snapshot("in_progress", output=[])
-        return self._event("response.created", response=snapshot) + \
-            self._event("response.in_progress", response=snapshot)
+        return self._event("response.created", response=snapshot) + self._event(
+            "response.in_progress", response=snapshot
+        )
 
     def _index(self) -> int:
         return len(self.output)
@@ -330,13 +420,25 @@ class ResponsesWriter:
         out = b""
         if item["type"] == "message":
             part = item["content"][0]
-            out += self._event("response.output_text.done", item_id=item["id"], output_index=index,
-                               content_index=0, text=part["text"], logprobs=[])
-            out += self._event("response.content_part.done", item_id=item["id"], output_index=index,
-                               content_index=0, part=part)
+            out += self._event(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=index,
+                content_index=0,
+                text=part["text"],
+                logprobs=[],
+            )
+            out += self._event(
+                "response.content_part.done", item_id=item["id"], output_index=index, content_index=0, part=part
+            )
         else:
-            out += self._event("response.function_call_arguments.done", item_id=item["id"], output_index=index,
-                               name=item["name"], arguments=item["arguments"])
+            out += self._event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=item["name"],
+                arguments=item["arguments"],
+            )
         self.output.append(item)
         return out + self._event("response.output_item.done", output_index=index, item=item)
 
@@ -348,9 +450,13 @@ class ResponsesWriter:
             announced["content"] = []
         out += self._event("response.output_item.added", output_index=self._index(), item=announced)
         if item["type"] == "message":
-            out += self._event("response.content_part.added", item_id=item["id"], output_index=self._index(),
-                               content_index=0, part={"type": "output_text", "text": "", "annotations": [],
-                                                      "logprobs": []})
+            out += self._event(
+                "response.content_part.added",
+                item_id=item["id"],
+                output_index=self._index(),
+                content_index=0,
+                part={"type": "output_text", "text": "", "annotations": [], "logprobs": []},
+            )
         return out
 
     def write(self, chunk: Chunk) -> bytes:
@@ -370,8 +476,14 @@ class ResponsesWriter:
                     out += self._open(message_item(new_id("msg"), "", status="in_progress"))
                 assert self.item is not None
                 self.item["content"][0]["text"] += text
-                out += self._event("response.output_text.delta", item_id=self.item["id"],
-                                   output_index=self._index(), content_index=0, delta=text, logprobs=[])
+                out += self._event(
+                    "response.output_text.delta",
+                    item_id=self.item["id"],
+                    output_index=self._index(),
+                    content_index=0,
+                    delta=text,
+                    logprobs=[],
+                )
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
@@ -383,8 +495,9 @@ class ResponsesWriter:
         index = call.get("index", 0)
         function = call.get("function") or {}
         if index not in self.tool_items:
-            item = function_item(new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", "",
-                                 status="in_progress")
+            item = function_item(
+                new_id("fc"), call.get("id") or new_id("call"), function.get("name") or "", "", status="in_progress"
+            )
             out += self._open(item)
             self.tool_items[index] = item
         item = self.tool_items[index]
@@ -392,16 +505,21 @@ class ResponsesWriter:
         if isinstance(arguments, str) and arguments:
             item["arguments"] += arguments
             if item is self.item:  # pieces of a call already closed are kept, not re-announced
-                out += self._event("response.function_call_arguments.delta", item_id=item["id"],
-                                   output_index=self._index(), delta=arguments)
+                out += self._event(
+                    "response.function_call_arguments.delta",
+                    item_id=item["id"],
+                    output_index=self._index(),
+                    delta=arguments,
+                )
         return out
 
     def finish(self) -> bytes:
         if self.passthrough:
             return b""  # the upstream's own response.completed already went out
         out = (b"" if self.started else self._start()) + self._close()
-        self.response = self._snapshot("completed", output=self.output, usage=self.usage,
-                                       finish_reason=self.finish_reason)
+        self.response = self._snapshot(
+            "completed", output=self.output, usage=self.usage, finish_reason=self.finish_reason
+        )
         kind = "response.completed" if self.response["status"] == "completed" else "response.incomplete"
         return out + self._event(kind, response=self.response)
 
@@ -411,9 +529,12 @@ class ResponsesWriter:
         code = error.code or "server_error"
         out = b""
         if self.started and not self.passthrough:
-            failed = self._snapshot("failed", output=self.output,
-                                    error={"code": "server_error", "message": message})
+            failed = self._snapshot("failed", output=self.output, error={"code": "server_error", "message": message})
             out += self._event("response.failed", response=failed)
-        return out + self._event("error", code=code, message=message, param=error.param,
-                                 error={"type": error.type, "code": code, "message": message,
-                                        "param": error.param})
+        return out + self._event(
+            "error",
+            code=code,
+            message=message,
+            param=error.param,
+            error={"type": error.type, "code": code, "message": message, "param": error.param},
+        )

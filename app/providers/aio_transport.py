@@ -104,18 +104,28 @@ class AiohttpPool(AiohttpTransport):
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
         with _mapping():
             answer = await self.client.request(
-                request.method, yarl.URL(str(request.url), encoded=True),
-                headers=request.headers.multi_items(), data=data,
-                allow_redirects=False, auto_decompress=False, compress=None,
-                timeout=aiohttp.ClientTimeout(sock_connect=timeout.get("connect"), sock_read=timeout.get("read"),
-                                              connect=timeout.get("pool")),
+                request.method,
+                yarl.URL(str(request.url), encoded=True),
+                headers=request.headers.multi_items(),
+                data=data,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=None,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
+                ),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
-        return httpx.Response(status_code=answer.status, headers=answer.raw_headers,
-                              stream=_Body(AiohttpResponseStream(answer)), request=request, extensions=extensions)
+        return httpx.Response(
+            status_code=answer.status,
+            headers=answer.raw_headers,
+            stream=_Body(AiohttpResponseStream(answer)),
+            request=request,
+            extensions=extensions,
+        )
 
     def stats(self) -> dict[str, int]:
         """Connections in use, idle and free, and requests waiting for one.
@@ -129,8 +139,13 @@ class AiohttpPool(AiohttpTransport):
             active = len(getattr(connector, "_acquired", ()))
             idle = sum(len(c) for c in getattr(connector, "_conns", {}).values())
             waiting = sum(len(w) for w in getattr(connector, "_waiters", {}).values())
-        return {"limit": self.max_connections, "active": active, "idle": idle,
-                "free": max(0, self.max_connections - active), "waiting": waiting}
+        return {
+            "limit": self.max_connections,
+            "active": active,
+            "idle": idle,
+            "free": max(0, self.max_connections - active),
+            "waiting": waiting,
+        }
 
 
 #: hosts the shared client reaches without a proxy (see http.py's mounts)
@@ -151,12 +166,22 @@ class UpstreamClient(httpx.AsyncClient):
         super().__init__(transport=transport, **kwargs)
         self.pool = transport
 
-    async def send(self, request: httpx.Request, *, stream: bool = False,
-                   auth: Any = httpx.USE_CLIENT_DEFAULT, follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
-                   ) -> httpx.Response:
-        if (request.url.host not in LOOPBACK_HOSTS or self.is_closed or self.auth is not None
-                or auth is not httpx.USE_CLIENT_DEFAULT or follow_redirects not in (httpx.USE_CLIENT_DEFAULT, False)
-                or self.follow_redirects):
+    async def send(
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool = False,
+        auth: Any = httpx.USE_CLIENT_DEFAULT,
+        follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        if (
+            request.url.host not in LOOPBACK_HOSTS
+            or self.is_closed
+            or self.auth is not None
+            or auth is not httpx.USE_CLIENT_DEFAULT
+            or follow_redirects not in (httpx.USE_CLIENT_DEFAULT, False)
+            or self.follow_redirects
+        ):
             return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
         response = await self.pool.handle_async_request(request)
         if not stream:

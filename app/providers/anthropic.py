@@ -32,20 +32,23 @@ class AnthropicProvider(Provider):
         self.headers = headers
 
     def _request(self, body: dict[str, Any], model: str, *, stream: bool) -> bytes:
-        return orjson.dumps(to_messages_request(body, model, stream=stream,
-                                                default_max_tokens=self.settings.default_max_tokens))
+        return orjson.dumps(
+            to_messages_request(body, model, stream=stream, default_max_tokens=self.settings.default_max_tokens)
+        )
 
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
-        message = await post_json(self.client, self.url, self._request(body, model, stream=False),
-                                  self.headers, self.name)
+        message = await post_json(
+            self.client, self.url, self._request(body, model, stream=False), self.headers, self.name
+        )
         return from_message(message)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         translator = StreamTranslator(self.name, model, include_usage)
-        request = self.client.build_request("POST", self.url, content=self._request(body, model, stream=True),
-                                            headers=self.headers)
+        request = self.client.build_request(
+            "POST", self.url, content=self._request(body, model, stream=True), headers=self.headers
+        )
         async with open_stream(self.client, request, self.name) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
@@ -62,8 +65,10 @@ class AnthropicProvider(Provider):
 
     def _native_headers(self, headers: Mapping[str, str] | None) -> dict[str, str]:
         # the client's feature flags (anthropic-beta) and API version reach the upstream
-        return {**self.headers, **{k: v for k, v in (headers or {}).items()
-                                   if k in ("anthropic-beta", "anthropic-version")}}
+        return {
+            **self.headers,
+            **{k: v for k, v in (headers or {}).items() if k in ("anthropic-beta", "anthropic-version")},
+        }
 
     @staticmethod
     def _native_body(body: dict[str, Any], model: str, *, stream: bool) -> bytes:
@@ -74,15 +79,23 @@ class AnthropicProvider(Provider):
             out.pop("stream", None)
         return orjson.dumps(out)
 
-    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
-                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return await post_json(self.client, self.url, self._native_body(body, model, stream=False),
-                               self._native_headers(headers), self.name)
+    async def native_complete(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await post_json(
+            self.client,
+            self.url,
+            self._native_body(body, model, stream=False),
+            self._native_headers(headers),
+            self.name,
+        )
 
-    async def native_stream(self, dialect: str, body: dict[str, Any], model: str,
-                            headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
-        request = self.client.build_request("POST", self.url, content=self._native_body(body, model, stream=True),
-                                            headers=self._native_headers(headers))
+    async def native_stream(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[Chunk, None]:
+        request = self.client.build_request(
+            "POST", self.url, content=self._native_body(body, model, stream=True), headers=self._native_headers(headers)
+        )
         async with open_stream(self.client, request, self.name) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
@@ -97,5 +110,6 @@ class AnthropicProvider(Provider):
 
     async def count_tokens(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         out = {k: v for k, v in body.items() if k not in ("stream", "max_tokens")}
-        return await post_json(self.client, self.count_url, orjson.dumps(dict(out, model=model)),
-                               self.headers, self.name)
+        return await post_json(
+            self.client, self.count_url, orjson.dumps(dict(out, model=model)), self.headers, self.name
+        )

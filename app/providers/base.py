@@ -45,34 +45,40 @@ class Provider(ABC):
         SSE bytes, `sse.Framed`); raises if the stream breaks off."""
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
-        raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model",
-                       code="model_not_found")
+        raise NotFound(f"provider '{self.name}' does not offer embeddings", param="model", code="model_not_found")
 
     # -- other dialects, passed through unchanged where the upstream speaks them -----------
     def speaks(self, dialect: str) -> bool:
         """Whether the upstream takes `dialect` ("anthropic", "responses") requests as they are."""
         return False
 
-    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
-                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+    async def native_complete(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """The upstream's own answer to a `dialect` request (only when `speaks(dialect)`)."""
         raise NotImplementedError
 
-    def native_stream(self, dialect: str, body: dict[str, Any], model: str,
-                      headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
+    def native_stream(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[Chunk, None]:
         """The upstream's own stream events (`dialects.base.NativeEvent`) for a `dialect` request."""
         raise NotImplementedError
 
     async def count_tokens(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         """Anthropic's `/v1/messages/count_tokens`, where the upstream offers it."""
-        raise NotFound(f"provider '{self.name}' cannot count tokens; token counting is offered for "
-                       "models served by an Anthropic provider", param="model", code="count_tokens_unsupported")
+        raise NotFound(
+            f"provider '{self.name}' cannot count tokens; token counting is offered for "
+            "models served by an Anthropic provider",
+            param="model",
+            code="count_tokens_unsupported",
+        )
 
     async def aclose(self) -> None:
         """Release what the provider holds (processes, connections of its own)."""
 
 
 # -- the boundary: foreign errors become ours ---------------------------------------------
+
 
 @contextlib.contextmanager
 def translate_http_errors(provider: str) -> Iterator[None]:
@@ -87,9 +93,7 @@ def translate_http_errors(provider: str) -> Iterator[None]:
     except httpx.ConnectError as exc:
         raise UpstreamUnreachable(f"upstream '{provider}' is unreachable: {_reason(exc)}") from exc
     except (httpx.ReadError, httpx.WriteError) as exc:  # a reset or a broken pipe
-        raise UpstreamProtocolError(
-            f"upstream '{provider}': the connection was lost ({_reason(exc)})"
-        ) from exc
+        raise UpstreamProtocolError(f"upstream '{provider}': the connection was lost ({_reason(exc)})") from exc
     except httpx.RemoteProtocolError as exc:
         raise UpstreamProtocolError(
             f"upstream '{provider}' closed the connection unexpectedly: {_reason(exc)}"
@@ -168,9 +172,7 @@ _TYPE_FOR_STATUS = {
 }
 
 
-def error_from_response(
-    provider: str, status: int, headers: Mapping[str, str], body: bytes
-) -> UpstreamError:
+def error_from_response(provider: str, status: int, headers: Mapping[str, str], body: bytes) -> UpstreamError:
     """Normalise an upstream's error answer (OpenAI JSON, other JSON, HTML, empty)."""
     message, type_, param, code = _describe_error_body(body)
     retry_after = parse_retry_after(headers)

@@ -22,8 +22,11 @@ def count_words(messages: Any) -> int:
         if isinstance(content, str):
             total += len(content.split())
         elif isinstance(content, list):
-            total += sum(len(p.get("text", "").split()) for p in content
-                         if isinstance(p, dict) and isinstance(p.get("text"), str))
+            total += sum(
+                len(p.get("text", "").split())
+                for p in content
+                if isinstance(p, dict) and isinstance(p.get("text"), str)
+            )
     return total
 
 
@@ -31,7 +34,10 @@ class EchoProvider(Provider):
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
         text = wire.last_user_text(body.get("messages", []))
         return wire.completion(
-            wire.new_completion_id(), model, {"role": "assistant", "content": text}, "stop",
+            wire.new_completion_id(),
+            model,
+            {"role": "assistant", "content": text},
+            "stop",
             wire.usage(count_words(body.get("messages")), len(text.split())),
         )
 

@@ -50,17 +50,25 @@ class GeminiProvider(Provider):
         return f"{self.base_url}/models/{quote(model, safe='')}:{method}"
 
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
-        answer = await post_json(self.client, self.url(model, "generateContent"),
-                                 orjson.dumps(to_gemini_request(body, self.signatures)), self.headers, self.name)
+        answer = await post_json(
+            self.client,
+            self.url(model, "generateContent"),
+            orjson.dumps(to_gemini_request(body, self.signatures)),
+            self.headers,
+            self.name,
+        )
         return from_gemini_response(answer, model, self.name, self.signatures)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[Chunk, None]:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         translator = GeminiStreamTranslator(self.name, model, include_usage, self.signatures)
-        request = self.client.build_request("POST", self.url(model, "streamGenerateContent") + "?alt=sse",
-                                            content=orjson.dumps(to_gemini_request(body, self.signatures)),
-                                            headers=self.headers)
+        request = self.client.build_request(
+            "POST",
+            self.url(model, "streamGenerateContent") + "?alt=sse",
+            content=orjson.dumps(to_gemini_request(body, self.signatures)),
+            headers=self.headers,
+        )
         async with open_stream(self.client, request, self.name) as response:
             async for _event, data in iter_events(response, self.name):
                 if data is None:

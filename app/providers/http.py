@@ -36,8 +36,9 @@ def pool_stats(client: httpx.AsyncClient) -> dict[str, int]:
 
 def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncClient:
     """The shared client; reads are bounded per request by the router's own deadlines."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=min(64, max_connections),
-                          keepalive_expiry=30)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=min(64, max_connections), keepalive_expiry=30
+    )
     return UpstreamClient(
         # only connecting has a limit of its own: sending the request and waiting for a
         # pooled connection are part of the wait for the first byte, which the router bounds
@@ -56,8 +57,9 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
 
 
 @contextlib.asynccontextmanager
-async def open_stream(client: httpx.AsyncClient, request: httpx.Request, provider: str
-                      ) -> AsyncIterator[httpx.Response]:
+async def open_stream(
+    client: httpx.AsyncClient, request: httpx.Request, provider: str
+) -> AsyncIterator[httpx.Response]:
     """Send a streamed request; an error status becomes our error; always closes the response.
 
     Leaving the block on cancellation closes the upstream connection at once."""
@@ -94,8 +96,9 @@ async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[
             raise UpstreamProtocolError(f"upstream '{provider}' did not answer with a stream: {exc}") from None
 
 
-async def post_json(client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: dict[str, str],
-                    provider: str) -> dict[str, Any]:
+async def post_json(
+    client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: dict[str, str], provider: str
+) -> dict[str, Any]:
     """POST and return the JSON object of a successful answer."""
     with translate_http_errors(provider):
         response = await client.post(url, content=content, headers=headers)

@@ -55,19 +55,25 @@ class OpenAICompatProvider(Provider):
 
     # -- I/O -----------------------------------------------------------------------------
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
-        return await post_json(self.client, self.url("/chat/completions", model),
-                               self.request_body(body, model, stream=False), self.headers, self.name)
+        return await post_json(
+            self.client,
+            self.url("/chat/completions", model),
+            self.request_body(body, model, stream=False),
+            self.headers,
+            self.name,
+        )
 
     async def embeddings(self, body: dict[str, Any], model: str) -> dict[str, Any]:
         out = dict(body)
         out["model"] = model
-        return await post_json(self.client, self.url("/embeddings", model), orjson.dumps(out),
-                               self.headers, self.name)
+        return await post_json(self.client, self.url("/embeddings", model), orjson.dumps(out), self.headers, self.name)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[StreamItem, None]:
         request = self.client.build_request(
-            "POST", self.url("/chat/completions", model),
-            content=self.request_body(body, model, stream=True), headers=self.headers,
+            "POST",
+            self.url("/chat/completions", model),
+            content=self.request_body(body, model, stream=True),
+            headers=self.headers,
         )
         async with open_stream(self.client, request, self.name) as response:
             content_type = response.headers.get("content-type", "")
@@ -81,26 +87,36 @@ class OpenAICompatProvider(Provider):
                     yield chunk
                 return
             if "text/event-stream" not in content_type:
-                raise UpstreamProtocolError(f"upstream '{self.name}' did not answer with a stream: "
-                                            f"content type {content_type or 'missing'}")
+                raise UpstreamProtocolError(
+                    f"upstream '{self.name}' did not answer with a stream: content type {content_type or 'missing'}"
+                )
             async for framed in passthrough(response.aiter_bytes(), self.name):
                 yield framed
-
 
     # -- the Responses API, passed through when the upstream serves it -------------------
     def speaks(self, dialect: str) -> bool:
         return dialect == "responses" and self.settings.responses
 
-    async def native_complete(self, dialect: str, body: dict[str, Any], model: str,
-                              headers: Mapping[str, str] | None = None) -> dict[str, Any]:
-        return await post_json(self.client, self.url("/responses", model),
-                               self.request_body(body, model, stream=False), self.headers, self.name)
+    async def native_complete(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        return await post_json(
+            self.client,
+            self.url("/responses", model),
+            self.request_body(body, model, stream=False),
+            self.headers,
+            self.name,
+        )
 
-    async def native_stream(self, dialect: str, body: dict[str, Any], model: str,
-                            headers: Mapping[str, str] | None = None) -> AsyncGenerator[Chunk, None]:
-        request = self.client.build_request("POST", self.url("/responses", model),
-                                            content=self.request_body(body, model, stream=True),
-                                            headers=self.headers)
+    async def native_stream(
+        self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
+    ) -> AsyncGenerator[Chunk, None]:
+        request = self.client.build_request(
+            "POST",
+            self.url("/responses", model),
+            content=self.request_body(body, model, stream=True),
+            headers=self.headers,
+        )
         async with open_stream(self.client, request, self.name) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
@@ -111,7 +127,9 @@ class OpenAICompatProvider(Provider):
                     failure = data.get("response", {}).get("error") if kind == "response.failed" else data
                     raise UpstreamStatusError(
                         f"upstream '{self.name}' failed: {(failure or {}).get('message') or 'unknown error'}",
-                        status=502, code=str((failure or {}).get("code") or "upstream_error"))
+                        status=502,
+                        code=str((failure or {}).get("code") or "upstream_error"),
+                    )
                 yield NativeEvent(event if event != "message" else kind, data)
                 if kind in ("response.completed", "response.incomplete"):
                     return
@@ -140,6 +158,7 @@ async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncItera
         raise UpstreamProtocolError(f"upstream '{provider}' sent {scanner.problem}")
     raise UpstreamProtocolError(f"upstream '{provider}' ended the stream before [DONE]")
 
+
 @functools.lru_cache(maxsize=256)
 def parsed_url(url: str) -> httpx.URL | str:
     """`url` parsed once: httpx parses a URL given as text on every request. One it cannot
@@ -157,7 +176,8 @@ def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
         detail = error if isinstance(error, dict) else {"message": str(error or "unknown error")}
         raise UpstreamStatusError(
             f"upstream '{provider}' failed mid-stream: {detail.get('message') or 'unknown error'}",
-            status=502, code=str(detail.get("code") or "upstream_error"),
+            status=502,
+            code=str(detail.get("code") or "upstream_error"),
         )
 
 
@@ -176,9 +196,18 @@ def completion_as_chunks(completion: Any, include_usage: bool) -> list[Chunk]:
         delta = {k: v for k, v in message.items() if v is not None}
         if isinstance(delta.get("tool_calls"), list):
             delta["tool_calls"] = [dict(call, index=i) for i, call in enumerate(delta["tool_calls"])]
-        chunks.append(dict(base, choices=[{
-            "index": choice.get("index", 0), "delta": delta, "finish_reason": choice.get("finish_reason"),
-        }]))
+        chunks.append(
+            dict(
+                base,
+                choices=[
+                    {
+                        "index": choice.get("index", 0),
+                        "delta": delta,
+                        "finish_reason": choice.get("finish_reason"),
+                    }
+                ],
+            )
+        )
     if include_usage and completion.get("usage"):
         chunks.append(dict(base, choices=[], usage=completion["usage"]))
     return chunks

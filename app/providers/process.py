@@ -46,9 +46,9 @@ CREATE_SUSPENDED = 0x00000004
 
 
 class RunState(enum.Enum):
-    RUNNING = "running"   # spawned; its output is being read
-    EXITED = "exited"     # it ended by itself and was reaped
-    KILLED = "killed"     # we ended it (client gone, timeout, shutdown), tree and all
+    RUNNING = "running"  # spawned; its output is being read
+    EXITED = "exited"  # it ended by itself and was reaped
+    KILLED = "killed"  # we ended it (client gone, timeout, shutdown), tree and all
 
 
 class ProgramRun:
@@ -66,8 +66,9 @@ class ProgramRun:
         self._stderr_task = asyncio.get_running_loop().create_task(self._drain_stderr(), name="process-stderr")
 
     @classmethod
-    async def start(cls, provider: str, command: tuple[str, ...], request: bytes,
-                    env: dict[str, str] | None = None) -> ProgramRun:
+    async def start(
+        cls, provider: str, command: tuple[str, ...], request: bytes, env: dict[str, str] | None = None
+    ) -> ProgramRun:
         options: dict[str, Any] = {"env": env}
         if sys.platform == "win32":
             # no console window flashes; suspended until it is in its job (winjob.py); the
@@ -77,12 +78,17 @@ class ProgramRun:
             options["start_new_session"] = True  # its own process group: killpg ends the tree
         try:
             process = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, **options,
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                limit=LINE_LIMIT,
+                **options,
             )
         except OSError as exc:
-            raise UpstreamUnreachable(f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}",
-                                      retryable=False) from None
+            raise UpstreamUnreachable(
+                f"provider '{provider}' cannot start {command[0]!r}: {exc.strerror or exc}", retryable=False
+            ) from None
         run = cls(provider, process)
         if sys.platform == "win32":
             await run._contain()
@@ -106,8 +112,9 @@ class ProgramRun:
             self.job = Job.contain(self.process.pid)
         except OSError as exc:  # never resumed: it must not linger suspended
             await self.kill()
-            raise UpstreamUnreachable(f"provider '{self.provider}' cannot run its program: {exc}",
-                                      retryable=False) from None
+            raise UpstreamUnreachable(
+                f"provider '{self.provider}' cannot run its program: {exc}", retryable=False
+            ) from None
 
     async def _drain_stderr(self) -> None:
         stream = self.stderr
@@ -140,8 +147,12 @@ class ProgramRun:
             await asyncio.wait_for(asyncio.shield(self._stderr_task), 1)
         if code != 0:
             detail = f": {self.stderr_tail[-1]}" if self.stderr_tail else ""
-            raise UpstreamStatusError(f"provider '{self.provider}': the program exited with code {code}{detail}",
-                                      status=502, code="process_failed", retryable=False)
+            raise UpstreamStatusError(
+                f"provider '{self.provider}': the program exited with code {code}{detail}",
+                status=502,
+                code="process_failed",
+                retryable=False,
+            )
 
     async def kill(self) -> None:
         """End the program and everything it started; idempotent."""
@@ -153,8 +164,15 @@ class ProgramRun:
             elif sys.platform == "win32":
                 with contextlib.suppress(OSError):
                     killer = await asyncio.create_subprocess_exec(
-                        "taskkill", "/T", "/F", "/PID", str(pid), stdout=asyncio.subprocess.DEVNULL,
-                        stderr=asyncio.subprocess.DEVNULL, creationflags=CREATE_NO_WINDOW)
+                        "taskkill",
+                        "/T",
+                        "/F",
+                        "/PID",
+                        str(pid),
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.DEVNULL,
+                        creationflags=CREATE_NO_WINDOW,
+                    )
                     await killer.wait()
             else:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -177,19 +195,44 @@ class ProgramRun:
 
 #: what any program needs to run (find executables, a home, a temp dir, its locale, and
 #: on Windows the system's own directories); never the gateway's token or provider keys
-BASE_ENV = frozenset({
-    "PATH", "HOME", "USER", "USERNAME", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP",
-    "PYTHONIOENCODING", "VIRTUAL_ENV", "SYSTEMROOT", "SYSTEMDRIVE", "WINDIR", "COMSPEC", "PATHEXT",
-    "APPDATA", "LOCALAPPDATA", "PROGRAMDATA", "PROGRAMFILES", "PROGRAMFILES(X86)", "USERPROFILE",
-    "HOMEDRIVE", "HOMEPATH", "NUMBER_OF_PROCESSORS", "PROCESSOR_ARCHITECTURE",
-})
+BASE_ENV = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "USERNAME",
+        "LOGNAME",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TMPDIR",
+        "TMP",
+        "TEMP",
+        "PYTHONIOENCODING",
+        "VIRTUAL_ENV",
+        "SYSTEMROOT",
+        "SYSTEMDRIVE",
+        "WINDIR",
+        "COMSPEC",
+        "PATHEXT",
+        "APPDATA",
+        "LOCALAPPDATA",
+        "PROGRAMDATA",
+        "PROGRAMFILES",
+        "PROGRAMFILES(X86)",
+        "USERPROFILE",
+        "HOMEDRIVE",
+        "HOMEPATH",
+        "NUMBER_OF_PROCESSORS",
+        "PROCESSOR_ARCHITECTURE",
+    }
+)
 
 
 def program_env(settings: ProviderSettings, environ: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a provider's program: the basics, its configured `env`, nothing else."""
     environ = dict(os.environ) if environ is None else environ
-    env = {k: v for k, v in environ.items()
-           if k.upper() in BASE_ENV or k.upper().startswith(("LC_", "XDG_"))}
+    env = {k: v for k, v in environ.items() if k.upper() in BASE_ENV or k.upper().startswith(("LC_", "XDG_"))}
     env.update(settings.env)
     return env
 
@@ -244,16 +287,18 @@ class ProcessProvider(Provider):
             if item.get("error"):
                 error = item["error"]
                 message = error.get("message") if isinstance(error, dict) else str(error)
-                raise UpstreamStatusError(f"provider '{self.name}': {message}", status=502, code="process_error",
-                                          retryable=False)
+                raise UpstreamStatusError(
+                    f"provider '{self.name}': {message}", status=502, code="process_error", retryable=False
+                )
             if isinstance(item.get("choices"), list):
                 yield answer.own(item)
             elif isinstance(item.get("delta"), str) or item.get("finish_reason"):
                 delta = {"content": item["delta"]} if isinstance(item.get("delta"), str) else {}
                 yield answer.chunk(delta=delta, finish_reason=item.get("finish_reason"))
             else:
-                raise UpstreamProtocolError(f"provider '{self.name}' wrote an object with neither "
-                                            "'choices', 'delta' nor 'error'")
+                raise UpstreamProtocolError(
+                    f"provider '{self.name}' wrote an object with neither 'choices', 'delta' nor 'error'"
+                )
 
     async def complete(self, body: dict[str, Any], model: str) -> Completion:
         parts: list[str] = []
@@ -271,8 +316,9 @@ class ProcessProvider(Provider):
                     size += _merge_tool_call(calls, piece)
                 finish = choice.get("finish_reason") or finish
             if size > MAX_COMPLETE_CHARS:
-                raise UpstreamProtocolError(f"provider '{self.name}' wrote more than {MAX_COMPLETE_CHARS} "
-                                            "characters; ask for a stream")
+                raise UpstreamProtocolError(
+                    f"provider '{self.name}' wrote more than {MAX_COMPLETE_CHARS} characters; ask for a stream"
+                )
         message: dict[str, Any] = {"role": "assistant", "content": "".join(parts)}
         if calls:
             message["tool_calls"] = [calls[i] for i in sorted(calls)]
@@ -300,8 +346,7 @@ class Answer:
 
     def own(self, chunk: Chunk) -> Chunk:
         """A chunk the program wrote whole, re-labelled as part of this answer."""
-        return {**chunk, "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.model}
+        return {**chunk, "id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model}
 
 
 def _merge_tool_call(calls: dict[int, dict[str, Any]], piece: Any) -> int:
@@ -322,8 +367,9 @@ def _merge_tool_call(calls: dict[int, dict[str, Any]], piece: Any) -> int:
     return added
 
 
-async def _with_role_and_finish(chunks: AsyncIterator[Chunk], answer: Answer, include_usage: bool
-                                ) -> AsyncIterator[Chunk]:
+async def _with_role_and_finish(
+    chunks: AsyncIterator[Chunk], answer: Answer, include_usage: bool
+) -> AsyncIterator[Chunk]:
     """Frames a program's output as OpenAI does: the role first, a finish_reason last."""
     started = finished = False
     usage = None

@@ -52,8 +52,15 @@ class Deadline:
 class OpenStream:
     """An upstream stream whose first chunk has arrived. Iterate it once; always `aclose()`."""
 
-    def __init__(self, target: Target, first: StreamItem, rest: AsyncGenerator[StreamItem, None], idle: float,
-                 deadline: Deadline, attempts: int):
+    def __init__(
+        self,
+        target: Target,
+        first: StreamItem,
+        rest: AsyncGenerator[StreamItem, None],
+        idle: float,
+        deadline: Deadline,
+        attempts: int,
+    ):
         self.target = target
         self.attempts = attempts
         self._first: StreamItem | None = first
@@ -75,8 +82,9 @@ class OpenStream:
             except StopAsyncIteration:
                 return
             except TimeoutError:
-                err = UpstreamTimeout(f"upstream '{self.target.provider}' went silent mid-stream "
-                                      f"(idle or total timeout)")
+                err = UpstreamTimeout(
+                    f"upstream '{self.target.provider}' went silent mid-stream (idle or total timeout)"
+                )
                 err.target = self.target.label
                 raise err from None
             except UpstreamError as exc:
@@ -112,14 +120,19 @@ class Router:
     async def embeddings(self, body: dict[str, Any], observe: Observer | None = None) -> Served[dict[str, Any]]:
         return await self._answer(body, lambda provider, model: provider.embeddings(body, model), observe)
 
-    async def answer(self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
-                     observe: Observer | None = None) -> Served[dict[str, Any]]:
+    async def answer(
+        self,
+        body: dict[str, Any],
+        call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
+        observe: Observer | None = None,
+    ) -> Served[dict[str, Any]]:
         """A whole answer from `call(provider, upstream_model)` for each target tried in turn
         (other dialects use it: the call knows what to ask each kind of provider)."""
         return await self._answer(body, call, observe)
 
-    async def _answer(self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]],
-                      observe: Observer | None) -> Served[dict[str, Any]]:
+    async def _answer(
+        self, body: dict[str, Any], call: Callable[[Provider, str], Awaitable[dict[str, Any]]], observe: Observer | None
+    ) -> Served[dict[str, Any]]:
         """A whole answer: its arrival is the first byte, so `first_byte` bounds it."""
         deadline = Deadline(self.timeouts.total)
 
@@ -130,7 +143,10 @@ class Router:
         return await self._run(body, attempt, observe)
 
     async def open_stream(
-        self, body: dict[str, Any], observe: Observer | None = None, *,
+        self,
+        body: dict[str, Any],
+        observe: Observer | None = None,
+        *,
         open_: Callable[[Provider, str], AsyncGenerator[StreamItem, None]] | None = None,
     ) -> OpenStream:
         """The first target's stream that yields a chunk; `open_(provider, upstream_model)`
@@ -153,8 +169,9 @@ class Router:
         first, rest = served.value
         return OpenStream(served.target, first, rest, self.timeouts.idle, deadline, served.attempts)
 
-    async def _run(self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]],
-                   observe: Observer | None = None) -> Served[T]:
+    async def _run(
+        self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]], observe: Observer | None = None
+    ) -> Served[T]:
         model = body.get("model")
         if not isinstance(model, str) or not model:
             raise InvalidRequest("'model' must be a non-empty string", param="model")
@@ -191,7 +208,9 @@ class Router:
                     self.cooldowns.failed(target.label)
                 delay = self.policy.delay(tries, error)
                 logger.bind(target=target.label).info(
-                    "upstream attempt {} failed: {}{}", attempts, error.message,
+                    "upstream attempt {} failed: {}{}",
+                    attempts,
+                    error.message,
                     f"; retrying in {delay:.2f} s" if delay is not None else "",
                 )
                 if delay is None:

@@ -52,9 +52,7 @@ class RoutingTable:
                 except ModelNotFound as exc:
                     reasons.append(exc.message)
             if not targets:
-                raise ModelNotFound(
-                    f"alias '{model_id}' has no usable target ({'; '.join(reasons)})", param="model"
-                )
+                raise ModelNotFound(f"alias '{model_id}' has no usable target ({'; '.join(reasons)})", param="model")
             return targets
         return [self._resolve_one(model_id)]
 
@@ -78,7 +76,8 @@ class RoutingTable:
                 return Target(provider.name, model_id)
         raise ModelNotFound(
             f"The model '{model_id}' does not exist or is not routed by this gateway; "
-            "GET /v1/models lists the routable ids", param="model",
+            "GET /v1/models lists the routable ids",
+            param="model",
         )
 
     def model_ids(self) -> list[tuple[str, str]]:

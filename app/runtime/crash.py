@@ -55,8 +55,7 @@ class CrashRecorder:
     def begin(self) -> dict[str, Any] | None:
         """Read what the last run left, then mark this one as running."""
         previous = self._previous_exit()
-        _write_atomic(self.marker, orjson.dumps({"pid": os.getpid(), "started": _now(),
-                                                 "version": __version__}))
+        _write_atomic(self.marker, orjson.dumps({"pid": os.getpid(), "started": _now(), "version": __version__}))
         return previous
 
     def _previous_exit(self) -> dict[str, Any] | None:
@@ -67,8 +66,13 @@ class CrashRecorder:
                 marker = {}
             pid = marker.get("pid")
             crash = self._adopt_native_crash(pid)
-            return {"code": None, "reason": "unclean", "time": marker.get("started"), "pid": pid,
-                    "crash_file": str(crash) if crash else None}
+            return {
+                "code": None,
+                "reason": "unclean",
+                "time": marker.get("started"),
+                "pid": pid,
+                "crash_file": str(crash) if crash else None,
+            }
         try:
             last = orjson.loads(self.last_exit.read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -95,8 +99,14 @@ class CrashRecorder:
 
     def end(self, code: int, reason: str, **extra: Any) -> None:
         """An orderly exit: say why, and drop the marker."""
-        data = {"code": code, "reason": reason, "time": _now(), "pid": os.getpid(),
-                "crash_file": str(self.crash_file) if self.crash_file else None, **extra}
+        data = {
+            "code": code,
+            "reason": reason,
+            "time": _now(),
+            "pid": os.getpid(),
+            "crash_file": str(self.crash_file) if self.crash_file else None,
+            **extra,
+        }
         try:
             _write_atomic(self.last_exit, orjson.dumps(data))
             self.marker.unlink(missing_ok=True)

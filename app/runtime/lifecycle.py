@@ -22,11 +22,11 @@ from loguru import logger
 
 
 class ExitCode(IntEnum):
-    OK = 0               # stopped on purpose: do not restart
-    USAGE = 64           # bad command line: do not restart, show the error
-    INTERNAL = 70        # internal error, crash record written: restart with backoff
-    CANNOT_BIND = 75     # port in use or forbidden: restart, e.g. with --port 0
-    CONFIG = 78          # invalid configuration: do not restart, show the error
+    OK = 0  # stopped on purpose: do not restart
+    USAGE = 64  # bad command line: do not restart, show the error
+    INTERNAL = 70  # internal error, crash record written: restart with backoff
+    CANNOT_BIND = 75  # port in use or forbidden: restart, e.g. with --port 0
+    CONFIG = 78  # invalid configuration: do not restart, show the error
 
 
 class ControlChannel:
@@ -84,6 +84,7 @@ class Stopper:
 
 # -- stdin ------------------------------------------------------------------------------
 
+
 def watch_stdin(on_stop: Callable[[str], None], on_reload: Callable[[], None]) -> threading.Thread:
     """EOF or a `shutdown` line stops the gateway; a `reload` line reloads the config.
 
@@ -138,6 +139,7 @@ def _stdin_lines() -> Iterator[bytes]:
 
 
 # -- parent -----------------------------------------------------------------------------
+
 
 def process_alive(pid: int) -> bool:
     """Whether `pid` is still running (a zombie counts as dead)."""
@@ -206,8 +208,10 @@ def watch_parent(pid: int, on_stop: Callable[[str], None], interval: float = 0.5
 
 # -- signals ----------------------------------------------------------------------------
 
-def install_signal_handlers(loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None],
-                            on_reload: Callable[[], None]) -> None:
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, on_stop: Callable[[str], None], on_reload: Callable[[], None]
+) -> None:
     """SIGTERM/SIGINT stop; SIGHUP reloads (POSIX). On Windows also Ctrl-Break and console close."""
     if sys.platform != "win32":
         for sig in (signal.SIGTERM, signal.SIGINT):

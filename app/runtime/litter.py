@@ -60,14 +60,13 @@ def linux_mapped_dirs(parent: Path) -> set[str]:
                 for line in maps:
                     at = line.find(prefix)
                     if at >= 0:
-                        found.add(line[at + len(str(parent)) + 1:].split(os.sep, 1)[0].strip())
+                        found.add(line[at + len(str(parent)) + 1 :].split(os.sep, 1)[0].strip())
         except OSError:
             continue  # gone, or not ours to read: the pid check still holds
     return found
 
 
-def stale_dirs(parent: Path, own: Path, executable: str, alive: Callable[[int], bool],
-               in_use: set[str]) -> list[Path]:
+def stale_dirs(parent: Path, own: Path, executable: str, alive: Callable[[int], bool], in_use: set[str]) -> list[Path]:
     """The dirs under `parent` that the rules above allow removing."""
     stale: list[Path] = []
     try:

@@ -126,14 +126,28 @@ class Logs:
             self._sinks.append(sink)
             # request lines go to the file only: a supervisor that never reads stderr must
             # not fill its pipe at the rate of the traffic (a full pipe blocks every write)
-            logger.add(sink, level=level, format=LOG_FORMAT, diagnose=False, backtrace=False,
-                       colorize=False, filter=lambda r: self.debug_to_stderr or "request" not in r["extra"])
+            logger.add(
+                sink,
+                level=level,
+                format=LOG_FORMAT,
+                diagnose=False,
+                backtrace=False,
+                colorize=False,
+                filter=lambda r: self.debug_to_stderr or "request" not in r["extra"],
+            )
         if log_dir is not None:
             self.file = RotatingFile(log_dir / "gateway.log")
             sink = _Redacting(redactor, self.file.write)
             self._sinks.append(sink)
-            logger.add(sink, level=min_level(level, "INFO"), format=LOG_FORMAT, diagnose=False,
-                       backtrace=False, colorize=False, filter=lambda r: "request" not in r["extra"])
+            logger.add(
+                sink,
+                level=min_level(level, "INFO"),
+                format=LOG_FORMAT,
+                diagnose=False,
+                backtrace=False,
+                colorize=False,
+                filter=lambda r: "request" not in r["extra"],
+            )
         logging.basicConfig(handlers=[_Intercept()], level=logging.INFO, force=True)
         # httpx logs every upstream request at INFO: the request line already says it all
         for name in ("sanic.access", "httpx", "httpcore"):
@@ -151,8 +165,9 @@ class Logs:
                 self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             millis = int(now * 1000) % 1000
             try:
-                self.file.write(f"{self._stamp}.{millis:03d} | INFO    | request | {self.redactor(line)}\n",
-                                flush=False)
+                self.file.write(
+                    f"{self._stamp}.{millis:03d} | INFO    | request | {self.redactor(line)}\n", flush=False
+                )
             except Exception:
                 pass  # a log line must never take the gateway down
         if self.debug_to_stderr:

@@ -128,8 +128,11 @@ class Sidecar:
         host = self.options.host or config.server.host
         port = config.server.port if self.options.port is None else self.options.port
         if not is_loopback(host) and not self.token:
-            return self._fail(ExitCode.CONFIG, "invalid-config",
-                              f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set")
+            return self._fail(
+                ExitCode.CONFIG,
+                "invalid-config",
+                f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set",
+            )
         try:
             sock = bind_socket(host, port)
         except (OSError, OverflowError) as exc:
@@ -189,11 +192,19 @@ class Sidecar:
             loop.set_exception_handler(self.crash.loop_exception_handler)
         stopper = Stopper(loop)
         self.client = new_client(config.timeouts, config.server.upstream_connections)
-        gateway = Gateway(config, build_router(config, self.client), __version__, token=self.token,
-                          reload=self.reload, request_stop=stopper.request, bind_host=host,
-                          upstream_pool=lambda: pool_stats(self.client),
-                          url=url_for(host, sock.getsockname()[1]), previous_exit=self.previous_exit,
-                          log_dir=str(self.log_dir) if self.log_dir else None)
+        gateway = Gateway(
+            config,
+            build_router(config, self.client),
+            __version__,
+            token=self.token,
+            reload=self.reload,
+            request_stop=stopper.request,
+            bind_host=host,
+            upstream_pool=lambda: pool_stats(self.client),
+            url=url_for(host, sock.getsockname()[1]),
+            previous_exit=self.previous_exit,
+            log_dir=str(self.log_dir) if self.log_dir else None,
+        )
         RequestRecord.finished = gateway.recent.add
         self.gateway = gateway
 
@@ -210,11 +221,16 @@ class Sidecar:
         self._watch(loop, stopper, reload_soon)
         port = sock.getsockname()[1]
         self.control.emit(
-            "ready", version=__version__, pid=os.getpid(), host=host, port=port, url=url_for(host, port),
-            log_dir=str(self.log_dir) if self.log_dir else None, previous_exit=self.previous_exit,
+            "ready",
+            version=__version__,
+            pid=os.getpid(),
+            host=host,
+            port=port,
+            url=url_for(host, port),
+            log_dir=str(self.log_dir) if self.log_dir else None,
+            previous_exit=self.previous_exit,
         )
-        logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port),
-                    config.source)
+        logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port), config.source)
 
         reason = await stopper.wait()
         self.control.emit("stopping", reason=reason)
@@ -241,14 +257,25 @@ class Sidecar:
         users = set(gateway.inflight)  # every request that may still hold the old router
         gateway.swap(config, router)
         retired_client = old_client if self.client is not old_client else None
-        self._keep(asyncio.get_running_loop().create_task(
-            _retire(old_router, retired_client, users), name="retire-router"))
-        restart_needed = [f"server.{name}" for name in RESTART_ONLY
-                          if getattr(config.server, name) != getattr(old_config.server, name)]
-        logger.info("configuration reloaded from {}{}", config.source,
-                    f"; needs a restart to apply: {', '.join(restart_needed)}" if restart_needed else "")
-        return {"status": "reloaded", "source": config.source,
-                "providers": [p.name for p in config.providers], "restart_needed": restart_needed}
+        self._keep(
+            asyncio.get_running_loop().create_task(_retire(old_router, retired_client, users), name="retire-router")
+        )
+        restart_needed = [
+            f"server.{name}"
+            for name in RESTART_ONLY
+            if getattr(config.server, name) != getattr(old_config.server, name)
+        ]
+        logger.info(
+            "configuration reloaded from {}{}",
+            config.source,
+            f"; needs a restart to apply: {', '.join(restart_needed)}" if restart_needed else "",
+        )
+        return {
+            "status": "reloaded",
+            "source": config.source,
+            "providers": [p.name for p in config.providers],
+            "restart_needed": restart_needed,
+        }
 
     def _keep(self, task: asyncio.Task) -> None:
         """Hold a background task until it ends (the loop keeps only weak references)."""
@@ -264,6 +291,7 @@ class Sidecar:
             watch_parent(self.options.parent_pid, stopper.request)
         bootloader = onefile_bootloader_pid()
         if bootloader is not None and bootloader != self.options.parent_pid:
+
             def bootloader_gone(reason: str) -> None:
                 self.bootloader_killed = True  # it lives as long as we do, unless killed
                 stopper.request(reason)

@@ -85,7 +85,6 @@ def harden() -> None:
     os.environ.setdefault("PYTHONIOENCODING", "utf-8:replace")  # for child processes
 
 
-
 class QueuedWriter(io.TextIOBase):
     """A text stream whose writes never block: a thread hands them to the real stream.
 

@@ -21,9 +21,9 @@ from loguru import logger
 
 #: accept failures that mean "this client left", not "the listener is broken"
 CLIENT_GONE = {
-    59,     # ERROR_UNEXP_NET_ERR (Wine)
-    64,     # ERROR_NETNAME_DELETED
-    1236,   # ERROR_CONNECTION_ABORTED
+    59,  # ERROR_UNEXP_NET_ERR (Wine)
+    64,  # ERROR_NETNAME_DELETED
+    1236,  # ERROR_CONNECTION_ABORTED
     10053,  # WSAECONNABORTED
     10054,  # WSAECONNRESET
 }
@@ -32,6 +32,7 @@ MAX_CONSECUTIVE = 1000
 
 
 if sys.platform == "win32":
+
     def new_event_loop() -> asyncio.AbstractEventLoop:
         return asyncio.ProactorEventLoop(_RetryingProactor())
 
@@ -49,7 +50,10 @@ if sys.platform == "win32":
                     return await super().accept(listener)
                 except OSError as exc:
                     failures += 1
-                    if (getattr(exc, "winerror", None) not in CLIENT_GONE or listener.fileno() == -1
-                            or failures >= MAX_CONSECUTIVE):
+                    if (
+                        getattr(exc, "winerror", None) not in CLIENT_GONE
+                        or listener.fileno() == -1
+                        or failures >= MAX_CONSECUTIVE
+                    ):
                         raise
                     logger.debug("a client left before its connection was accepted: {}", exc)

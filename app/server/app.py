@@ -148,8 +148,9 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
         if origin is None:
             return HTTPResponse(status=204, headers={"allow": "GET, POST, OPTIONS"})
         guard.check_origin(origin)
-        return HTTPResponse(status=204, headers=guard.preflight_headers(
-            origin, request.headers.get("access-control-request-headers")))
+        return HTTPResponse(
+            status=204, headers=guard.preflight_headers(origin, request.headers.get("access-control-request-headers"))
+        )
     guard.check_origin(origin)
     if is_anthropic_path(request.path):  # Anthropic's clients send the key as x-api-key
         guard.check_api_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
@@ -163,20 +164,22 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
 def create_app(gateway: Gateway) -> Sanic:
     app = GatewaySanic(f"ai-gateway-{next(_names)}", configure_logging=False, request_class=GatewayRequest)
     settings = gateway.config.server
-    app.config.update({
-        "TOUCHUP": False,  # reads source code, which a frozen build lacks
-        "MOTD": False,
-        "AUTO_EXTEND": False,
-        "ACCESS_LOG": False,
-        "NOISY_EXCEPTIONS": False,
-        "FALLBACK_ERROR_FORMAT": "json",
-        "REQUEST_MAX_SIZE": int(settings.max_body_mb * 1024 * 1024),
-        # the time a client gets to send its request: slow-header attacks end here
-        "REQUEST_TIMEOUT": settings.request_timeout,
-        # an idle-write timer; streams are bounded by our own first-byte/idle/total timeouts
-        "RESPONSE_TIMEOUT": 24 * 3600,
-        "KEEP_ALIVE_TIMEOUT": 30,
-    })
+    app.config.update(
+        {
+            "TOUCHUP": False,  # reads source code, which a frozen build lacks
+            "MOTD": False,
+            "AUTO_EXTEND": False,
+            "ACCESS_LOG": False,
+            "NOISY_EXCEPTIONS": False,
+            "FALLBACK_ERROR_FORMAT": "json",
+            "REQUEST_MAX_SIZE": int(settings.max_body_mb * 1024 * 1024),
+            # the time a client gets to send its request: slow-header attacks end here
+            "REQUEST_TIMEOUT": settings.request_timeout,
+            # an idle-write timer; streams are bounded by our own first-byte/idle/total timeouts
+            "RESPONSE_TIMEOUT": 24 * 3600,
+            "KEEP_ALIVE_TIMEOUT": 30,
+        }
+    )
     app.error_handler = OpenAIErrorHandler(gateway)
 
     @app.signal("http.lifecycle.exception")

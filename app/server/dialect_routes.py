@@ -62,8 +62,11 @@ class Translation:
 
 def register_dialect_routes(app: Sanic, gateway: Gateway) -> None:
     routes = DialectRoutes(gateway)
-    for path, handler in (("/v1/responses", routes.create_response), ("/v1/messages", routes.create_message),
-                          ("/v1/messages/count_tokens", routes.count_tokens)):
+    for path, handler in (
+        ("/v1/responses", routes.create_response),
+        ("/v1/messages", routes.create_message),
+        ("/v1/messages/count_tokens", routes.count_tokens),
+    ):
         # streamed like every POST route: the guard runs before the body is read
         handle = accounted(gateway, handler)
         app.route(path, methods=["POST"], stream=True, name=handler.__name__)(handle)  # type: ignore[arg-type]
@@ -77,8 +80,15 @@ class DialectRoutes:
         self.gateway = gateway
         self.store = ResponseStore()
 
-    async def serve(self, request: Request, body: dict[str, Any], dialect: str, translation: Translation,
-                    writer: StreamWriter, finish: Callable[[Chunk], dict[str, Any]]) -> Served[dict[str, Any]] | None:
+    async def serve(
+        self,
+        request: Request,
+        body: dict[str, Any],
+        dialect: str,
+        translation: Translation,
+        writer: StreamWriter,
+        finish: Callable[[Chunk], dict[str, Any]],
+    ) -> Served[dict[str, Any]] | None:
         """Route the request; stream it through `writer`, or return the whole answer."""
         gateway = self.gateway
         record = request.ctx.record
@@ -96,9 +106,16 @@ class DialectRoutes:
 
             stream = await router.open_stream(body, record.attempting, open_=open_)
             record.target, record.attempts = stream.target.label, stream.attempts
-            await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
-                               target_headers(stream.target.label), gateway.redact,
-                               lambda: gateway.stopping, writer)
+            await relay_stream(
+                request,
+                stream,
+                record,
+                gateway.config.timeouts.heartbeat,
+                target_headers(stream.target.label),
+                gateway.redact,
+                lambda: gateway.stopping,
+                writer,
+            )
             return None
 
         async def call(provider: Provider, model: str) -> dict[str, Any]:
@@ -132,8 +149,14 @@ class DialectRoutes:
         writer = responses.ResponsesWriter(body, model)
         keep = body.get("store") is not False
 
-        served = await self.serve(request, body, "responses", translation, writer,
-                                  lambda completion: responses.to_response(completion, body, model))
+        served = await self.serve(
+            request,
+            body,
+            "responses",
+            translation,
+            writer,
+            lambda completion: responses.to_response(completion, body, model),
+        )
         final = writer.response if served is None else served.value
         if keep and final is not None and not translation.native:
             self.store.put(final["id"], responses.history_of(previous, body, final))
@@ -147,8 +170,14 @@ class DialectRoutes:
         anthropic.check_messages_request(body)
         model = body["model"]
         translation = Translation(lambda: anthropic.from_messages_request(body))
-        served = await self.serve(request, body, "anthropic", translation, anthropic.MessagesWriter(model),
-                                  lambda completion: anthropic.to_message(completion, model))
+        served = await self.serve(
+            request,
+            body,
+            "anthropic",
+            translation,
+            anthropic.MessagesWriter(model),
+            lambda completion: anthropic.to_message(completion, model),
+        )
         if served is None:
             return None
         return json_response(served.value, headers=target_headers(served.target.label))
@@ -159,6 +188,7 @@ class DialectRoutes:
         if not isinstance(body.get("messages"), list):
             raise InvalidRequest("messages: must be an array", param="messages")
         served = await self.gateway.router.answer(
-            body, lambda provider, model: provider.count_tokens(body, model), request.ctx.record.attempting)
+            body, lambda provider, model: provider.count_tokens(body, model), request.ctx.record.attempting
+        )
         request.ctx.record.target = served.target.label
         return json_response(served.value, headers=target_headers(served.target.label))

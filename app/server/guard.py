@@ -46,8 +46,7 @@ def is_loopback(name: str) -> bool:
 
 
 class Guard:
-    def __init__(self, *, token: str | None, allowed_hosts: Iterable[str] = (),
-                 allowed_origins: Iterable[str] = ()):
+    def __init__(self, *, token: str | None, allowed_hosts: Iterable[str] = (), allowed_origins: Iterable[str] = ()):
         self._token = token.encode() if token else None
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.allowed_origins = set(TAURI_ORIGINS) | {o.rstrip("/") for o in allowed_origins}
@@ -58,8 +57,7 @@ class Guard:
         name = host_name(host_header)
         if is_loopback(name) or name in self.allowed_hosts:
             return
-        raise Forbidden(f"Host '{printable(name)}' is not allowed; use 127.0.0.1 or localhost",
-                        code="host_not_allowed")
+        raise Forbidden(f"Host '{printable(name)}' is not allowed; use 127.0.0.1 or localhost", code="host_not_allowed")
 
     def origin_allowed(self, origin: str) -> bool:
         return origin.rstrip("/") in self.allowed_origins
@@ -75,20 +73,21 @@ class Guard:
         # header bytes that are not UTF-8 arrive as surrogates: compare them as the bytes they were
         given = presented.strip().encode("utf-8", "surrogateescape")
         if scheme.lower() != "bearer" or not hmac.compare_digest(given, self._token):
-            raise Unauthorized(
-                "Missing or invalid bearer token: send 'Authorization: Bearer <AI_GATEWAY_TOKEN>'"
-            )
+            raise Unauthorized("Missing or invalid bearer token: send 'Authorization: Bearer <AI_GATEWAY_TOKEN>'")
 
     def check_api_key(self, api_key: str | None, authorization: str | None) -> None:
         """Anthropic-shaped routes: the token as `x-api-key`, or as a bearer token."""
-        if self._token is None or (api_key and hmac.compare_digest(
-                api_key.strip().encode("utf-8", "surrogateescape"), self._token)):
+        if self._token is None or (
+            api_key and hmac.compare_digest(api_key.strip().encode("utf-8", "surrogateescape"), self._token)
+        ):
             return
         try:
             self.check_token(authorization)
         except Unauthorized:
-            raise Unauthorized("Missing or invalid token: send 'x-api-key: <AI_GATEWAY_TOKEN>' "
-                               "or 'Authorization: Bearer <AI_GATEWAY_TOKEN>'") from None
+            raise Unauthorized(
+                "Missing or invalid token: send 'x-api-key: <AI_GATEWAY_TOKEN>' "
+                "or 'Authorization: Bearer <AI_GATEWAY_TOKEN>'"
+            ) from None
 
     @staticmethod
     def check_json_body(content_type: str | None) -> None:

@@ -27,21 +27,25 @@ class RecentRequests:
         tokens = None
         if record.prompt_tokens is not None or record.completion_tokens is not None:
             tokens = {"prompt": record.prompt_tokens, "completion": record.completion_tokens}
-        self._ring.append({
-            "time": dt.datetime.fromtimestamp(finished - latency_ms / 1000, dt.UTC).isoformat(timespec="milliseconds"),
-            "request_id": record.request_id,
-            "method": record.method,
-            "path": record.path,
-            "model": record.model,
-            "target": record.target,
-            "stream": record.stream,
-            "status": record.status,
-            "ms": round(latency_ms, 1),
-            "ttfb_ms": round(record.first_byte_ms, 1) if record.first_byte_ms is not None else None,
-            "tokens": tokens,
-            "client_left": record.disconnected,
-            "error": record.error,
-        })
+        self._ring.append(
+            {
+                "time": dt.datetime.fromtimestamp(finished - latency_ms / 1000, dt.UTC).isoformat(
+                    timespec="milliseconds"
+                ),
+                "request_id": record.request_id,
+                "method": record.method,
+                "path": record.path,
+                "model": record.model,
+                "target": record.target,
+                "stream": record.stream,
+                "status": record.status,
+                "ms": round(latency_ms, 1),
+                "ttfb_ms": round(record.first_byte_ms, 1) if record.first_byte_ms is not None else None,
+                "tokens": tokens,
+                "client_left": record.disconnected,
+                "error": record.error,
+            }
+        )
 
     def newest_first(self) -> list[dict[str, Any]]:
         return list(reversed(self._ring))

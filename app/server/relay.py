@@ -93,10 +93,16 @@ class Heartbeat:
             self._task = None
 
 
-async def relay_stream(request: Request, stream: OpenStream, record: RequestRecord,
-                       heartbeat_interval: float, headers: dict[str, str],
-                       redact: Callable[[str], str], stopping: Callable[[], bool],
-                       writer: StreamWriter | None = None) -> None:
+async def relay_stream(
+    request: Request,
+    stream: OpenStream,
+    record: RequestRecord,
+    heartbeat_interval: float,
+    headers: dict[str, str],
+    redact: Callable[[str], str],
+    stopping: Callable[[], bool],
+    writer: StreamWriter | None = None,
+) -> None:
     """Write `stream` to the client as SSE (in the writer's dialect, OpenAI chat by default);
     the stream's first chunk is already in hand.
 
@@ -132,8 +138,14 @@ async def relay_stream(request: Request, stream: OpenStream, record: RequestReco
         await finish(stream.aclose())
 
 
-async def _pump(stream: OpenStream, response: HTTPResponse, record: RequestRecord, heartbeat: Heartbeat,
-                redact: Callable[[str], str], writer: StreamWriter) -> bytes:
+async def _pump(
+    stream: OpenStream,
+    response: HTTPResponse,
+    record: RequestRecord,
+    heartbeat: Heartbeat,
+    redact: Callable[[str], str],
+    writer: StreamWriter,
+) -> bytes:
     """Relays the chunks; returns the closing events: the writer's end, or the error that ended it."""
     try:
         async for item in stream:

@@ -44,7 +44,9 @@ class ResponseStore:
             raise NotFound(
                 f"Previous response with id '{response_id}' not found: this gateway keeps only the recent "
                 "responses of its current run (created with store not false)",
-                param="previous_response_id", code="previous_response_not_found")
+                param="previous_response_id",
+                code="previous_response_not_found",
+            )
         self._entries.move_to_end(response_id)
         return entry[0]
 

@@ -23,8 +23,7 @@ from .state import Gateway
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return HTTPResponse(orjson.dumps(payload), status=status, headers=headers,
-                        content_type="application/json")
+    return HTTPResponse(orjson.dumps(payload), status=status, headers=headers, content_type="application/json")
 
 
 def target_headers(target_label: str) -> dict[str, str]:
@@ -77,6 +76,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         def register(handler: Handler) -> Handler:
             app.route(path, methods=[method], stream=method == "POST")(accounted(gateway, handler))  # type: ignore[arg-type]
             return handler
+
         return register
 
     @route("GET", "/health")
@@ -137,8 +137,15 @@ async def chat_response(request: Request, gateway: Gateway) -> HTTPResponse | No
         record.stream = True
         stream = await router.open_stream(body, record.attempting)
         record.target, record.attempts = stream.target.label, stream.attempts
-        await relay_stream(request, stream, record, gateway.config.timeouts.heartbeat,
-                           target_headers(stream.target.label), gateway.redact, lambda: gateway.stopping)
+        await relay_stream(
+            request,
+            stream,
+            record,
+            gateway.config.timeouts.heartbeat,
+            target_headers(stream.target.label),
+            gateway.redact,
+            lambda: gateway.stopping,
+        )
         return None
     served = await router.complete(body, record.attempting)
     record.target, record.attempts = served.target.label, served.attempts
@@ -183,8 +190,11 @@ async def reload_report(gateway: Gateway) -> dict[str, Any]:
     try:
         return await gateway.reload()
     except ConfigError as exc:
-        raise InvalidRequest(f"The new configuration was refused, the old one stays: {exc.message}",
-                             code="invalid_config") from None
+        raise InvalidRequest(
+            f"The new configuration was refused, the old one stays: {exc.message}", code="invalid_config"
+        ) from None
+
+
 async def read_body(request: Request) -> bytes:
     """The whole body, within the request deadline (see GatewayRequest)."""
     await request.receive_body()

@@ -24,7 +24,10 @@ class Serving:
     @classmethod
     async def start(cls, app: Sanic, sock: socket.socket) -> Serving:
         server = await app.create_server(
-            sock=sock, access_log=False, return_asyncio_server=True, protocol=GatewayProtocol,
+            sock=sock,
+            access_log=False,
+            return_asyncio_server=True,
+            protocol=GatewayProtocol,
             asyncio_server_kwargs={"start_serving": False},  # not before the app is ready
         )
         assert server is not None  # always, with return_asyncio_server

@@ -23,8 +23,8 @@ DATA_PATH = "/admin/status"
 # Everything is inline and the data comes from this origin: nothing else may load.
 _PAGE_HEADERS = {
     "content-security-policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                               "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
-                               "frame-ancestors 'none'",
+    "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -51,14 +51,17 @@ def status_payload(gateway: Gateway) -> dict[str, Any]:
         "log_dir": gateway.log_dir,
         "config": config.source,
         "token_required": gateway.token is not None,
-        "providers": [{
-            "name": p.name,
-            "type": p.type,
-            "enabled": not p.missing_env,
-            "missing_env": list(p.missing_env),
-            "base_url": p.base_url,
-            "models": list(p.models),
-        } for p in config.providers],
+        "providers": [
+            {
+                "name": p.name,
+                "type": p.type,
+                "enabled": not p.missing_env,
+                "missing_env": list(p.missing_env),
+                "base_url": p.base_url,
+                "models": list(p.models),
+            }
+            for p in config.providers
+        ],
         "aliases": {name: list(chain) for name, chain in config.aliases.items()},
         "models": [{"id": model_id, "owned_by": owner} for model_id, owner in table.model_ids()],
         "inflight": len(gateway.inflight - {asyncio.current_task()}),  # not this request itself

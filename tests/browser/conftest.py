@@ -35,8 +35,9 @@ def page_bundle() -> Path:
     if bundle.exists() and bundle.stat().st_mtime >= source.stat().st_mtime:
         return bundle
     if not (HERE / "node_modules" / ".bin" / "esbuild").exists() or shutil.which("npm") is None:
-        unavailable("the SDK page is not built: run `npm ci && npm run build` in tests/browser "
-                    "(apt-get install nodejs npm)")
+        unavailable(
+            "the SDK page is not built: run `npm ci && npm run build` in tests/browser (apt-get install nodejs npm)"
+        )
     subprocess.run(["npm", "run", "build"], cwd=HERE, check=True, timeout=120, capture_output=True)
     return bundle
 
@@ -52,7 +53,9 @@ def page_server(page_bundle) -> PageServer:
 def browser_gateway(upstream, tmp_path_factory) -> GatewayProcess:
     """A gateway as a Tauri app runs it: token set, only the built-in Tauri origins."""
     tmp = tmp_path_factory.mktemp("browser-gateway")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [timeouts]
 heartbeat = 0.5
 
@@ -75,9 +78,13 @@ models = ["claude-*"]
 
 [aliases]
 fast = ["up/text", "echo"]
-""")
-    with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp,
-                        env={"AI_GATEWAY_TOKEN": BROWSER_TOKEN, "UPSTREAM_KEY": UPSTREAM_KEY}) as gw:
+""",
+    )
+    with GatewayProcess(
+        ["--port", "0", "--config", str(config)],
+        tmp=tmp,
+        env={"AI_GATEWAY_TOKEN": BROWSER_TOKEN, "UPSTREAM_KEY": UPSTREAM_KEY},
+    ) as gw:
         yield gw
         assert BROWSER_TOKEN not in gw.log_text() + gw.stderr(), "the token leaked into the gateway's logs"
 

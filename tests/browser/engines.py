@@ -80,15 +80,30 @@ class Chromium(Engine):
     def __init__(self, page_server_port: int):
         binary = _require("chromium", "chromium")
         super().__init__(page_server_port)
-        self.process = ChildProcess([
-            binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-default-apps", "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-            f"--user-data-dir={self.tmp / 'profile'}", "--window-size=1200,900",
-            # WebView2 serves a Tauri app from http://tauri.localhost; here the page server does
-            f"--host-resolver-rules=MAP tauri.localhost 127.0.0.1:{page_server_port}",
-            "--remote-debugging-port=0", "about:blank",
-        ], log=self.tmp / "stderr.log")
+        self.process = ChildProcess(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-extensions",
+                "--mute-audio",
+                "--hide-scrollbars",
+                f"--user-data-dir={self.tmp / 'profile'}",
+                "--window-size=1200,900",
+                # WebView2 serves a Tauri app from http://tauri.localhost; here the page server does
+                f"--host-resolver-rules=MAP tauri.localhost 127.0.0.1:{page_server_port}",
+                "--remote-debugging-port=0",
+                "about:blank",
+            ],
+            log=self.tmp / "stderr.log",
+        )
         try:
             found = self.process.wait_for_line(r"DevTools listening on (ws://\S+)", timeout=30)
             self.rpc = WebSocketRpc(self._page_target(found.group(1)))
@@ -118,15 +133,17 @@ class Chromium(Engine):
         self.rpc.wait_event("Page.loadEventFired", timeout=30)
 
     def evaluate(self, expression: str, timeout: float = 30) -> str | None:
-        answer = self.rpc.call("Runtime.evaluate", timeout=timeout, expression=expression,
-                               awaitPromise=True, returnByValue=True)
+        answer = self.rpc.call(
+            "Runtime.evaluate", timeout=timeout, expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in answer:
             raise EngineError(f"script failed: {answer['exceptionDetails']}")
         return answer["result"].get("value")
 
     def screenshot(self, path: Path, width: int = 1200, height: int = 900) -> None:
-        self.rpc.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
-                      mobile=False)
+        self.rpc.call(
+            "Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False
+        )
         answer = self.rpc.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
         path.write_bytes(base64.b64decode(answer["data"]))
 
@@ -177,14 +194,28 @@ class Firefox(Engine):
         super().__init__(page_server_port)
         profile = self.tmp / "profile"
         profile.mkdir()
-        prefs = {**_FIREFOX_PREFS, "network.proxy.http_port": page_server_port,
-                 "network.proxy.ssl_port": page_server_port}
+        prefs = {
+            **_FIREFOX_PREFS,
+            "network.proxy.http_port": page_server_port,
+            "network.proxy.ssl_port": page_server_port,
+        }
         (profile / "user.js").write_text(
-            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items()))
-        self.process = ChildProcess([binary, "--headless", "--no-remote", "--profile", str(profile),
-                                 "--remote-debugging-port", "0", "about:blank"],
-                                env={"MOZ_CRASHREPORTER_DISABLE": "1"},
-                                log=self.tmp / "stderr.log")
+            "".join(f"user_pref({json.dumps(k)}, {json.dumps(v)});\n" for k, v in prefs.items())
+        )
+        self.process = ChildProcess(
+            [
+                binary,
+                "--headless",
+                "--no-remote",
+                "--profile",
+                str(profile),
+                "--remote-debugging-port",
+                "0",
+                "about:blank",
+            ],
+            env={"MOZ_CRASHREPORTER_DISABLE": "1"},
+            log=self.tmp / "stderr.log",
+        )
         try:
             found = self.process.wait_for_line(r"WebDriver BiDi listening on (ws://\S+)", timeout=60)
             self.rpc = WebSocketRpc(found.group(1) + "/session")
@@ -198,16 +229,20 @@ class Firefox(Engine):
         self.rpc.call("browsingContext.navigate", context=self.context, url=url, wait="complete")
 
     def evaluate(self, expression: str, timeout: float = 30) -> str | None:
-        answer = self.rpc.call("script.evaluate", timeout=timeout, expression=expression,
-                               target={"context": self.context}, awaitPromise=True)
+        answer = self.rpc.call(
+            "script.evaluate",
+            timeout=timeout,
+            expression=expression,
+            target={"context": self.context},
+            awaitPromise=True,
+        )
         if answer.get("type") == "exception":
             raise EngineError(f"script failed: {answer.get('exceptionDetails')}")
         value = answer["result"]
         return value.get("value") if value.get("type") == "string" else None
 
     def screenshot(self, path: Path, width: int = 1200, height: int = 900) -> None:
-        self.rpc.call("browsingContext.setViewport", context=self.context,
-                      viewport={"width": width, "height": height})
+        self.rpc.call("browsingContext.setViewport", context=self.context, viewport={"width": width, "height": height})
         answer = self.rpc.call("browsingContext.captureScreenshot", context=self.context, origin="document")
         path.write_bytes(base64.b64decode(answer["data"]))
 
@@ -229,23 +264,40 @@ class WebKitGTK(Engine):
 
     def __init__(self, page_server_port: int):
         xvfb = _require("Xvfb", "xvfb")
-        if not Path(SYSTEM_PYTHON).exists() or subprocess.run(
-                [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('WebKit2', '4.1'); "
-                 "from gi.repository import WebKit2"], capture_output=True, timeout=30).returncode != 0:
-            raise EngineMissing("WebKitGTK 4.1 for the system Python is not installed: apt-get install "
-                                "--no-install-recommends gir1.2-webkit2-4.1 python3-gi python3-gi-cairo")
+        if (
+            not Path(SYSTEM_PYTHON).exists()
+            or subprocess.run(
+                [
+                    SYSTEM_PYTHON,
+                    "-c",
+                    "import gi; gi.require_version('WebKit2', '4.1'); from gi.repository import WebKit2",
+                ],
+                capture_output=True,
+                timeout=30,
+            ).returncode
+            != 0
+        ):
+            raise EngineMissing(
+                "WebKitGTK 4.1 for the system Python is not installed: apt-get install "
+                "--no-install-recommends gir1.2-webkit2-4.1 python3-gi python3-gi-cairo"
+            )
         super().__init__(page_server_port)
         read_end, write_end = os.pipe()
-        self.xvfb = ChildProcess([xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten",
-                              "tcp"], pass_fds=(write_end,), log=self.tmp / "xvfb.log")
+        self.xvfb = ChildProcess(
+            [xvfb, "-displayfd", str(write_end), "-screen", "0", "1280x1024x24", "-nolisten", "tcp"],
+            pass_fds=(write_end,),
+            log=self.tmp / "xvfb.log",
+        )
         os.close(write_end)
         try:
             display = self._read_display(read_end)
-            self.driver = ChildProcess([SYSTEM_PYTHON, str(HERE / "webkit_driver.py"), str(PAGE_DIR)],
-                                   env={"DISPLAY": f":{display}", "GDK_BACKEND": "x11",
-                                        "WEBKIT_DISABLE_COMPOSITING_MODE": "1"},
-                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                   log=self.tmp / "stderr.log")
+            self.driver = ChildProcess(
+                [SYSTEM_PYTHON, str(HERE / "webkit_driver.py"), str(PAGE_DIR)],
+                env={"DISPLAY": f":{display}", "GDK_BACKEND": "x11", "WEBKIT_DISABLE_COMPOSITING_MODE": "1"},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                log=self.tmp / "stderr.log",
+            )
             self._answers: queue.Queue = queue.Queue()
             threading.Thread(target=self._read_answers, daemon=True).start()
             self._answer(timeout=60)  # the ready line

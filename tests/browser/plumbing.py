@@ -24,13 +24,27 @@ class EngineError(Exception):
 class ChildProcess:
     """A child process whose stderr is drained into a file and searched for a line."""
 
-    def __init__(self, argv: list[str], *, env: dict[str, str] | None = None, stdin=subprocess.DEVNULL,
-                 stdout=subprocess.DEVNULL, pass_fds: tuple[int, ...] = (), log: Path):
+    def __init__(
+        self,
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        pass_fds: tuple[int, ...] = (),
+        log: Path,
+    ):
         self.log = log
         self._log_file = open(log, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=stdout, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(env or {})}, start_new_session=True,
-                                     pass_fds=pass_fds)
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
         self._lines: list[str] = []
         self._changed = threading.Condition()
         threading.Thread(target=self._drain, daemon=True).start()

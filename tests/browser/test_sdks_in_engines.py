@@ -99,8 +99,9 @@ def test_vercel_ai_sdk_tool_calls(sdk_page, browser_gateway):
     assert call["name"] == name and call["input"] == arguments
 
 
-@pytest.mark.parametrize(("scenario", "error_class"), [("openai.error", "AuthenticationError"),
-                                                        ("vercel.error", "APICallError")])
+@pytest.mark.parametrize(
+    ("scenario", "error_class"), [("openai.error", "AuthenticationError"), ("vercel.error", "APICallError")]
+)
 def test_a_wrong_token_is_a_401_error(sdk_page, browser_gateway, scenario, error_class):
     result = run(sdk_page, browser_gateway, scenario, "up/text", api_key="not-the-token")
     assert result.get("error") is True, result

@@ -17,8 +17,12 @@ AUTH = {"authorization": f"Bearer {BROWSER_TOKEN}"}
 
 
 def chat(gateway, model: str, stream: bool = False) -> httpx.Response:
-    return httpx.post(gateway.url + "/v1/chat/completions", headers=AUTH, timeout=20, json={
-        "model": model, "stream": stream, "messages": [{"role": "user", "content": "hello status page"}]})
+    return httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers=AUTH,
+        timeout=20,
+        json={"model": model, "stream": stream, "messages": [{"role": "user", "content": "hello status page"}]},
+    )
 
 
 def wait_state(engine, state: str, timeout: float = 15) -> None:
@@ -30,7 +34,8 @@ def wait_state(engine, state: str, timeout: float = 15) -> None:
 
 def dom(engine) -> dict:
     """What the page shows, read from its tables."""
-    return json.loads(engine.evaluate("""JSON.stringify({
+    return json.loads(
+        engine.evaluate("""JSON.stringify({
       text: Object.fromEntries(["version", "url", "config", "log-dir", "pid", "inflight", "previous-exit"]
         .map((id) => [id, document.getElementById(id).textContent])),
       providers: [...document.querySelectorAll("#providers tbody tr")].map((r) =>
@@ -41,15 +46,19 @@ def dom(engine) -> dict:
         ({id: r.dataset.requestId, cells: [...r.cells].map((c) => c.textContent)})),
       hash: location.hash,
       stored: sessionStorage.getItem("ai-gateway-token"),
-    })"""))
+    })""")
+    )
 
 
 @pytest.fixture(scope="module")
 def traffic(browser_gateway) -> dict[str, str]:
     """A few finished requests for the page to list: whole, streamed, and refused."""
     ids = {}
-    for name, model, stream in [("whole", "up/text", False), ("stream", "up/text", True),
-                                ("unknown", f"no-such-model-{uuid.uuid4().hex[:6]}", False)]:
+    for name, model, stream in [
+        ("whole", "up/text", False),
+        ("stream", "up/text", True),
+        ("unknown", f"no-such-model-{uuid.uuid4().hex[:6]}", False),
+    ]:
         response = chat(browser_gateway, model, stream)
         response.read()
         ids[name] = response.headers["x-request-id"]
@@ -66,7 +75,7 @@ def test_the_page_needs_no_token_but_its_data_does(browser_gateway):
     page = httpx.get(browser_gateway.url + "/", timeout=10)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "default-src 'none'" in page.headers["content-security-policy"]
-    for external in ("src=\"http", "href=\"http", "@import", "url(http"):
+    for external in ('src="http', 'href="http', "@import", "url(http"):
         assert external not in page.text
     assert httpx.get(browser_gateway.url + "/admin/status", timeout=10).status_code == 401
 
@@ -93,7 +102,7 @@ def test_the_page_shows_what_the_api_says(engine, browser_gateway, traffic, tmp_
     assert shown["models"] == ", ".join(m["id"] for m in api["models"]) + "; and through a provider: up/*"
 
     ids = [row["id"] for row in shown["recent"]]
-    assert ids == [r["request_id"] for r in api["recent"]][:len(ids)]
+    assert ids == [r["request_id"] for r in api["recent"]][: len(ids)]
     rows = {row["id"]: row["cells"] for row in shown["recent"]}
     by_id = {r["request_id"]: r for r in api["recent"]}
     for name in ("whole", "stream", "unknown"):
@@ -129,8 +138,10 @@ def test_the_token_is_asked_once_and_a_wrong_one_is_refused(engine, browser_gate
     wait_state(engine, "token")
 
     def submit(value: str) -> None:
-        engine.evaluate(f"document.getElementById('token').value = {json.dumps(value)}, "
-                        "document.getElementById('token-form').requestSubmit(), ''")
+        engine.evaluate(
+            f"document.getElementById('token').value = {json.dumps(value)}, "
+            "document.getElementById('token-form').requestSubmit(), ''"
+        )
 
     submit("wrong-token")
     wait_state(engine, "token")

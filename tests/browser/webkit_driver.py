@@ -57,8 +57,7 @@ class Driver:
         relative = unquote(parts.path).lstrip("/") or "index.html"
         path = (self.page_dir / relative).resolve()
         if self.page_dir not in path.parents or not path.is_file():
-            request.finish_error(GLib.Error.new_literal(Gio.io_error_quark(), "not found",
-                                                        Gio.IOErrorEnum.NOT_FOUND))
+            request.finish_error(GLib.Error.new_literal(Gio.io_error_quark(), "not found", Gio.IOErrorEnum.NOT_FOUND))
             return
         data = path.read_bytes()
         stream = Gio.MemoryInputStream.new_from_bytes(GLib.Bytes.new(data))
@@ -78,12 +77,17 @@ class Driver:
             elif op == "eval":
                 # the body of an async function: a Promise is awaited
                 self.view.call_async_javascript_function(
-                    "return await (" + command["expression"] + ");", -1, None, None, None, None,
-                    self.on_eval_done, None)
+                    "return await (" + command["expression"] + ");", -1, None, None, None, None, self.on_eval_done, None
+                )
             elif op == "screenshot":
                 self.window.resize(command.get("width", 1200), command.get("height", 900))
-                self.view.get_snapshot(WebKit2.SnapshotRegion.FULL_DOCUMENT, WebKit2.SnapshotOptions.NONE,
-                                       None, self.on_snapshot, command["path"])
+                self.view.get_snapshot(
+                    WebKit2.SnapshotRegion.FULL_DOCUMENT,
+                    WebKit2.SnapshotOptions.NONE,
+                    None,
+                    self.on_snapshot,
+                    command["path"],
+                )
             elif op == "quit":
                 Gtk.main_quit()
             else:

@@ -27,11 +27,13 @@ if kind == "main":
 
     run.Stopper.wait = failing_wait
 elif kind == "thread":
+
     def boom():
         raise ValueError("injected failure in a thread")
 
     threading.Timer(0.5, boom).start()
 elif kind == "unicode":
+
     def boom_unicode():
         raise ValueError("injected failure 你好 世界 😀 Ünïcödé ✓")
 

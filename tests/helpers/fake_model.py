@@ -19,7 +19,7 @@ out = sys.stdout.buffer
 
 def pid_file(extra: str = "") -> None:
     if text.startswith("pidfile="):
-        with open(text[len("pidfile="):], "w") as f:
+        with open(text[len("pidfile=") :], "w") as f:
             f.write(f"{os.getpid()}{extra}")
 
 
@@ -33,25 +33,36 @@ elif model == "env":  # the program's whole environment, as JSON
 elif model == "split-utf8":
     data = "你好 👋".encode()
     for i in range(len(data)):  # one byte at a time: characters arrive split
-        out.write(data[i:i + 1])
+        out.write(data[i : i + 1])
         out.flush()
         time.sleep(0.002)
 elif model == "jsonl":
-    for line in [{"delta": "Hello"}, {"delta": " json"},
-                 {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                  "choices": [{"index": 0, "delta": {"content": " lines"}, "finish_reason": None}]},
-                 {"delta": "", "finish_reason": "stop"},
-                 {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}]:
+    for line in [
+        {"delta": "Hello"},
+        {"delta": " json"},
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": " lines"}, "finish_reason": None}],
+        },
+        {"delta": "", "finish_reason": "stop"},
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}},
+    ]:
         out.write(json.dumps(line).encode() + b"\n")
         out.flush()
 elif model == "jsonl-tools":  # one tool call streamed in pieces, as OpenAI streams them
+
     def call(delta):
         return {"id": "program-own-id", "choices": [{"index": 0, "delta": {"tool_calls": [delta]}}]}
-    for line in [call({"index": 0, "id": "call_1", "type": "function",
-                       "function": {"name": "get_weather", "arguments": ""}}),
-                 call({"index": 0, "function": {"arguments": '{"city":'}}),
-                 call({"index": 0, "function": {"arguments": ' "Paris"}'}}),
-                 {"delta": "", "finish_reason": "tool_calls"}]:
+
+    for line in [
+        call({"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}),
+        call({"index": 0, "function": {"arguments": '{"city":'}}),
+        call({"index": 0, "function": {"arguments": ' "Paris"}'}}),
+        {"delta": "", "finish_reason": "tool_calls"},
+    ]:
         out.write(json.dumps(line).encode() + b"\n")
         out.flush()
 elif model == "jsonl-error":
@@ -89,8 +100,9 @@ elif model == "console":  # Windows: the console it was given (CREATE_NO_WINDOW:
     import ctypes
 
     kernel32 = ctypes.windll.kernel32
-    out.write(json.dumps({"console_cp": kernel32.GetConsoleCP(),
-                          "console_window": kernel32.GetConsoleWindow() or 0}).encode())
+    out.write(
+        json.dumps({"console_cp": kernel32.GetConsoleCP(), "console_window": kernel32.GetConsoleWindow() or 0}).encode()
+    )
 elif model == "silent-exit":
     pass
 else:

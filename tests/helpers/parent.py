@@ -13,7 +13,9 @@ from tests.gateway import gateway_command
 
 log_dir = sys.argv[1]
 extra = sys.argv[2:]
-child = subprocess.Popen(gateway_command() + ["--port", "0", "--log-dir", log_dir,
-                                              "--parent-pid", str(os.getpid())] + extra,
-                         stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+child = subprocess.Popen(
+    gateway_command() + ["--port", "0", "--log-dir", log_dir, "--parent-pid", str(os.getpid())] + extra,
+    stdin=subprocess.PIPE,
+    stderr=subprocess.DEVNULL,
+)
 time.sleep(3600)

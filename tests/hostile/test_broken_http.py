@@ -26,7 +26,9 @@ AUTH = f"Authorization: Bearer {TOKEN}\r\n".encode()
 @pytest.fixture(scope="module", params=["token", "no-token"])
 def gw(request, tmp_path_factory, upstream):
     tmp = tmp_path_factory.mktemp(f"broken-{request.param}")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [server]
 request_timeout = 2
 
@@ -41,7 +43,8 @@ type = "echo"
 type = "anthropic"
 base_url = "{upstream.root_url}"
 models = ["claude-*"]
-""")
+""",
+    )
     env = {"AI_GATEWAY_TOKEN": TOKEN} if request.param == "token" else {}
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp, env=env) as gateway:
         gateway.auth = AUTH if request.param == "token" else b""
@@ -53,9 +56,19 @@ def head(method: bytes, target: bytes, *lines: bytes) -> bytes:
 
 
 def post_json(gw, body: bytes, *extra: bytes) -> bytes:
-    return (head(b"POST", b"/v1/chat/completions", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"),
-                 b"Content-Type: application/json", b"Content-Length: %d" % len(body), *extra)
-            + b"\r\n" + body)
+    return (
+        head(
+            b"POST",
+            b"/v1/chat/completions",
+            b"Host: 127.0.0.1",
+            gw.auth.rstrip(b"\r\n"),
+            b"Content-Type: application/json",
+            b"Content-Length: %d" % len(body),
+            *extra,
+        )
+        + b"\r\n"
+        + body
+    )
 
 
 def chat(model: str, messages: list) -> bytes:
@@ -63,41 +76,119 @@ def chat(model: str, messages: list) -> bytes:
 
 
 def deep(levels: int) -> bytes:
-    return (b'{"model":"up/echo-body","messages":[{"role":"user","content":"x"}],"metadata":{"x":'
-            + b"[" * levels + b"]" * levels + b"}}")
+    return (
+        b'{"model":"up/echo-body","messages":[{"role":"user","content":"x"}],"metadata":{"x":'
+        + b"[" * levels
+        + b"]" * levels
+        + b"}}"
+    )
 
 
 # name -> (request bytes, given the gateway; the status it must get)
 CASES = {
-    "duplicate content-length": (lambda gw: head(
-        b"POST", b"/v1/chat/completions", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"),
-        b"Content-Type: application/json", b"Content-Length: 2", b"Content-Length: 2") + b"\r\n{}", 400),
-    "content-length and chunked": (lambda gw: head(
-        b"POST", b"/v1/chat/completions", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"),
-        b"Content-Type: application/json", b"Content-Length: 2", b"Transfer-Encoding: chunked") + b"\r\n{}", 400),
-    "a 9 KB header": (lambda gw: head(
-        b"GET", b"/health", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"), b"X-Big: " + b"a" * 9000) + b"\r\n", 431),
-    "0xff in Host": (lambda gw: head(b"GET", b"/health", b"Host: 127.0.0.\xff", gw.auth.rstrip(b"\r\n"))
-                     + b"\r\n", 403),
-    "0xff in Origin": (lambda gw: head(b"GET", b"/v1/models", b"Host: 127.0.0.1", b"Origin: http://\xff",
-                                       gw.auth.rstrip(b"\r\n")) + b"\r\n", 403),
-    "0xff in Content-Type": (lambda gw: head(
-        b"POST", b"/v1/chat/completions", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"),
-        b"Content-Type: application/js\xffon", b"Content-Length: 2") + b"\r\n{}", 415),
-    "ESC in the request target": (lambda gw: head(b"GET", b"/he\x1b[31mlth", b"Host: 127.0.0.1",
-                                                  gw.auth.rstrip(b"\r\n")) + b"\r\n", 400),
-    "CONNECT": (lambda gw: head(b"CONNECT", b"127.0.0.1:443", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"))
-                + b"\r\n", 400),
+    "duplicate content-length": (
+        lambda gw: (
+            head(
+                b"POST",
+                b"/v1/chat/completions",
+                b"Host: 127.0.0.1",
+                gw.auth.rstrip(b"\r\n"),
+                b"Content-Type: application/json",
+                b"Content-Length: 2",
+                b"Content-Length: 2",
+            )
+            + b"\r\n{}"
+        ),
+        400,
+    ),
+    "content-length and chunked": (
+        lambda gw: (
+            head(
+                b"POST",
+                b"/v1/chat/completions",
+                b"Host: 127.0.0.1",
+                gw.auth.rstrip(b"\r\n"),
+                b"Content-Type: application/json",
+                b"Content-Length: 2",
+                b"Transfer-Encoding: chunked",
+            )
+            + b"\r\n{}"
+        ),
+        400,
+    ),
+    "a 9 KB header": (
+        lambda gw: (
+            head(b"GET", b"/health", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"), b"X-Big: " + b"a" * 9000) + b"\r\n"
+        ),
+        431,
+    ),
+    "0xff in Host": (
+        lambda gw: head(b"GET", b"/health", b"Host: 127.0.0.\xff", gw.auth.rstrip(b"\r\n")) + b"\r\n",
+        403,
+    ),
+    "0xff in Origin": (
+        lambda gw: (
+            head(b"GET", b"/v1/models", b"Host: 127.0.0.1", b"Origin: http://\xff", gw.auth.rstrip(b"\r\n")) + b"\r\n"
+        ),
+        403,
+    ),
+    "0xff in Content-Type": (
+        lambda gw: (
+            head(
+                b"POST",
+                b"/v1/chat/completions",
+                b"Host: 127.0.0.1",
+                gw.auth.rstrip(b"\r\n"),
+                b"Content-Type: application/js\xffon",
+                b"Content-Length: 2",
+            )
+            + b"\r\n{}"
+        ),
+        415,
+    ),
+    "ESC in the request target": (
+        lambda gw: head(b"GET", b"/he\x1b[31mlth", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n")) + b"\r\n",
+        400,
+    ),
+    "CONNECT": (
+        lambda gw: head(b"CONNECT", b"127.0.0.1:443", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n")) + b"\r\n",
+        400,
+    ),
     "JSON nested 300 deep": (lambda gw: post_json(gw, deep(300)), 400),
-    "malformed tool_calls": (lambda gw: post_json(gw, chat("claude/text", [
-        {"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": {"id": "a"}}])), 400),
-    "tool call without a function": (lambda gw: post_json(gw, chat("claude/text", [
-        {"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "function": 3}]}])), 400),
-    "list-valued system text": (lambda gw: post_json(gw, chat("claude/text", [
-        {"role": "system", "content": [{"type": "text", "text": ["a", "b"]}]},
-        {"role": "user", "content": "x"}])), 400),
-    "a 100 KB model name": (lambda gw: post_json(gw, chat("up/" + "m" * 100_000, [
-        {"role": "user", "content": "x"}])), 400),
+    "malformed tool_calls": (
+        lambda gw: post_json(
+            gw,
+            chat("claude/text", [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": {"id": "a"}}]),
+        ),
+        400,
+    ),
+    "tool call without a function": (
+        lambda gw: post_json(
+            gw,
+            chat(
+                "claude/text",
+                [{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "function": 3}]}],
+            ),
+        ),
+        400,
+    ),
+    "list-valued system text": (
+        lambda gw: post_json(
+            gw,
+            chat(
+                "claude/text",
+                [
+                    {"role": "system", "content": [{"type": "text", "text": ["a", "b"]}]},
+                    {"role": "user", "content": "x"},
+                ],
+            ),
+        ),
+        400,
+    ),
+    "a 100 KB model name": (
+        lambda gw: post_json(gw, chat("up/" + "m" * 100_000, [{"role": "user", "content": "x"}])),
+        400,
+    ),
 }
 
 
@@ -120,8 +211,10 @@ def test_broken_http_gets_its_status(gw, name):
 
 
 def test_a_valid_token_still_works_with_invalid_utf8_around_it(gw):
-    raw = rawhttp.send_raw(gw.port, head(b"GET", b"/health", b"Host: 127.0.0.1",
-                                         b"Authorization: Bearer \xff\xfe" + TOKEN.encode()) + b"\r\n")
+    raw = rawhttp.send_raw(
+        gw.port,
+        head(b"GET", b"/health", b"Host: 127.0.0.1", b"Authorization: Bearer \xff\xfe" + TOKEN.encode()) + b"\r\n",
+    )
     status, body = status_and_body(raw)
     assert status == (401 if gw.auth else 200), body
 
@@ -170,7 +263,10 @@ def test_no_response_carries_an_empty_alt_svc_header(gw):
     with httpx.Client(base_url=gw.url, headers=headers, timeout=10) as client:
         assert "alt-svc" not in client.get("/health").headers
         assert "alt-svc" not in client.get("/nowhere").headers
-        with client.stream("POST", "/v1/chat/completions", json={
-                "model": "echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]}) as reply:
+        with client.stream(
+            "POST",
+            "/v1/chat/completions",
+            json={"model": "echo", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        ) as reply:
             assert reply.status_code == 200 and "alt-svc" not in reply.headers
             reply.read()

@@ -29,7 +29,9 @@ REQUESTS = int(os.environ.get("CHAOS_REQUESTS", "200"))
 def strict(tmp_path_factory, upstream):
     """A gateway that gives clients 2 s to send a request."""
     tmp = tmp_path_factory.mktemp("chaos")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [server]
 request_timeout = 2
 
@@ -39,7 +41,8 @@ first_byte = 3
 [providers.echo]
 type = "echo"
 
-{openai_provider("up", upstream.base_url)}""")
+{openai_provider("up", upstream.base_url)}""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         yield gw
 
@@ -69,8 +72,10 @@ def test_slow_headers_are_cut_off_and_do_not_block_others(strict):
 
 def test_slow_body_is_cut_off(strict):
     sock = socket.create_connection(("127.0.0.1", strict.port))
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 1000\r\n\r\n{\"model\":")
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b'Content-Length: 1000\r\n\r\n{"model":'
+    )
     sock.settimeout(5)
     answer = sock.recv(4096)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer[:100]
@@ -118,14 +123,23 @@ def test_hundreds_of_idle_connections(strict):
 
 
 ROUTES = [
-    ("POST", "/v1/chat/completions", {"model": "echo", "stream": True,
-                                      "messages": [{"role": "user", "content": "a b c"}]}),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "echo", "stream": True, "messages": [{"role": "user", "content": "a b c"}]},
+    ),
     ("POST", "/v1/chat/completions", {"model": "echo", "messages": [{"role": "user", "content": "a b c"}]}),
-    ("POST", "/v1/chat/completions", {"model": "up/long-stream:chaos", "stream": True,
-                                      "messages": [{"role": "user", "content": "x"}]}),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "up/long-stream:chaos", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ),
     ("POST", "/v1/chat/completions", {"model": "up/slow-json:chaos", "messages": [{"role": "user", "content": "x"}]}),
-    ("POST", "/v1/chat/completions", {"model": "up/hang-before-headers:chaos", "stream": True,
-                                      "messages": [{"role": "user", "content": "x"}]}),
+    (
+        "POST",
+        "/v1/chat/completions",
+        {"model": "up/hang-before-headers:chaos", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+    ),
     ("POST", "/v1/embeddings", {"model": "up/text-embedding-3-small", "input": "x"}),
     ("GET", "/v1/models", None),
     ("GET", "/health", None),
@@ -135,8 +149,10 @@ ROUTES = [
 def _one(port: int, rng: random.Random) -> None:
     method, path, body = rng.choice(ROUTES)
     payload = orjson.dumps(body) if body is not None else b""
-    head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n" \
-           f"Content-Length: {len(payload)}\r\n\r\n".encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+    )
     data = head + payload
     try:
         sock = socket.create_connection(("127.0.0.1", port), timeout=5)

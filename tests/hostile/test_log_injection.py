@@ -36,8 +36,12 @@ def _is_raw_unsafe(text: str) -> bool:
 def test_a_model_name_cannot_forge_log_lines_or_headers(gateway, name):
     rid = "inject-" + uuid.uuid4().hex
     before = gateway.log_text().count("\n")
-    reply = httpx.post(gateway.url + "/v1/chat/completions", headers={"x-request-id": rid}, timeout=10,
-                       json={"model": MODELS[name], "messages": [{"role": "user", "content": "hi"}]})
+    reply = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        headers={"x-request-id": rid},
+        timeout=10,
+        json={"model": MODELS[name], "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert reply.status_code in (200, 404), reply.text
     target = reply.headers.get("x-gateway-target", "")
     assert target.isascii() and target.isprintable(), repr(target)
@@ -57,17 +61,23 @@ def test_a_model_name_cannot_forge_log_lines_or_headers(gateway, name):
 def test_many_failing_model_names_take_bounded_memory(tmp_path_factory, upstream):
     """Every distinct failing target used to be remembered until that exact name succeeded."""
     tmp = tmp_path_factory.mktemp("bounded")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [retry]
 attempts = 1
 
-{openai_provider("up", upstream.base_url)}""")
+{openai_provider("up", upstream.base_url)}""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw, httpx.Client(timeout=10) as c:
+
         def failing(count: int) -> None:
             for _ in range(count):
                 model = "up/error-500:" + uuid.uuid4().hex + "x" * 200
-                reply = c.post(gw.url + "/v1/chat/completions",
-                               json={"model": model, "messages": [{"role": "user", "content": "hi"}]})
+                reply = c.post(
+                    gw.url + "/v1/chat/completions",
+                    json={"model": model, "messages": [{"role": "user", "content": "hi"}]},
+                )
                 assert reply.status_code == 502, reply.text
 
         # warm up: pools, caches, allocator arenas, and the cooldown bookkeeping filled to its

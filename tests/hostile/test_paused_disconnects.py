@@ -38,7 +38,9 @@ BATCH = 25
 @pytest.fixture(scope="module")
 def paused_gw(tmp_path_factory, upstream):
     tmp = tmp_path_factory.mktemp("paused")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [timeouts]
 first_byte = 5
 idle = 5
@@ -52,7 +54,8 @@ attempts = 1
 type = "anthropic"
 base_url = "{upstream.root_url}"
 models = ["claude-*"]
-""")
+""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         yield gw
 
@@ -61,8 +64,11 @@ def open_streams(gw: GatewayProcess, model: str, count: int) -> list[socket.sock
     """`count` streams, each read until its first event has arrived."""
     socks = []
     for _ in range(count):
-        sock = rawhttp.post(gw.port, "/v1/chat/completions", {
-            "model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        sock = rawhttp.post(
+            gw.port,
+            "/v1/chat/completions",
+            {"model": model, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        )
         socks.append(sock)
     for sock in socks:
         assert b"data: " in rawhttp.read_until(sock, b"data: ")
@@ -89,8 +95,9 @@ def pool_state(gw: GatewayProcess) -> dict:
 
 def still_served(gw: GatewayProcess) -> None:
     with httpx.Client(base_url=gw.url, timeout=10) as client:
-        reply = client.post("/v1/chat/completions", json={
-            "model": "up/text", "messages": [{"role": "user", "content": "hi"}]})
+        reply = client.post(
+            "/v1/chat/completions", json={"model": "up/text", "messages": [{"role": "user", "content": "hi"}]}
+        )
         assert reply.status_code == 200, reply.text
         health = client.get("/health").json()
         assert health["status"] == "ok", health
@@ -119,7 +126,8 @@ def test_streams_closed_while_the_gateway_is_paused_end_their_upstream(paused_gw
         close_while_paused(paused_gw, socks, reset=batch % 2 == 1)
         total += BATCH
         assert wait_until(lambda t=tag: upstream_left_open(upstream, t) == 0, 5), (
-            f"after {total} streams: {upstream_left_open(upstream, tag)} upstream requests outlived their clients")
+            f"after {total} streams: {upstream_left_open(upstream, tag)} upstream requests outlived their clients"
+        )
     assert wait_until(lambda: pool_state(paused_gw)["active"] == 0, 5), pool_state(paused_gw)
     still_served(paused_gw)
 
@@ -149,7 +157,8 @@ def test_streams_closed_while_the_gateway_is_starved_end_their_upstream(paused_g
         thread.join(5)
         os.kill(paused_gw.pid, signal.SIGCONT)
     assert wait_until(lambda: upstream_left_open(upstream, tag) == 0, 5), (
-        f"{upstream_left_open(upstream, tag)} upstream requests outlived their clients")
+        f"{upstream_left_open(upstream, tag)} upstream requests outlived their clients"
+    )
     assert wait_until(lambda: pool_state(paused_gw)["active"] == 0, 5), pool_state(paused_gw)
     still_served(paused_gw)
 
@@ -157,7 +166,9 @@ def test_streams_closed_while_the_gateway_is_starved_end_their_upstream(paused_g
 def test_health_reports_an_exhausted_pool(tmp_path_factory, upstream):
     """When no upstream request can get a connection, /health must not say ok."""
     tmp = tmp_path_factory.mktemp("exhausted")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [server]
 upstream_connections = 8
 
@@ -165,7 +176,8 @@ upstream_connections = 8
 connect = 1
 heartbeat = 0
 
-{openai_provider("up", upstream.base_url)}""")
+{openai_provider("up", upstream.base_url)}""",
+    )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         assert httpx.get(gw.url + "/health").json()["status"] == "ok"
         socks = open_streams(gw, f"up/endless:{uuid.uuid4().hex[:8]}", 8)

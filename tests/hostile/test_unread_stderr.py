@@ -20,7 +20,9 @@ def test_the_gateway_serves_on_while_nobody_reads_its_stderr(tmp_path_factory):
     from tests.conftest import free_port
 
     tmp = tmp_path_factory.mktemp("unread-stderr")
-    config = write_config(tmp, f"""
+    config = write_config(
+        tmp,
+        f"""
 [retry]
 attempts = 1
 
@@ -31,21 +33,25 @@ type = "echo"
 type = "openai"
 base_url = "http://127.0.0.1:{free_port()}/v1"
 models = ["*"]
-""")
+""",
+    )
     gw = GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp, unread_stderr=True)
     try:
         deadline = time.monotonic() + 60
         with httpx.Client(base_url=gw.url, timeout=5) as client:
             # each failed attempt writes a line to stderr: 1,000 of them are well over 64 KB
             for i in range(1000):
-                reply = client.post("/v1/chat/completions", json={
-                    "model": f"dead/m{i}", "messages": [{"role": "user", "content": "hi"}]})
+                reply = client.post(
+                    "/v1/chat/completions",
+                    json={"model": f"dead/m{i}", "messages": [{"role": "user", "content": "hi"}]},
+                )
                 assert reply.status_code == 502, reply.text
                 assert time.monotonic() < deadline, f"request {i}: the gateway slowed to a crawl"
             for _ in range(50):  # and requests that used to write tracebacks
                 rawhttp.send_raw(gw.port, b"GET /he\x1b[31mlth HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", timeout=5)
-            reply = client.post("/v1/chat/completions", json={
-                "model": "echo", "messages": [{"role": "user", "content": "still there"}]})
+            reply = client.post(
+                "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "still there"}]}
+            )
             assert reply.status_code == 200
             assert client.get("/health").status_code == 200
         gw.close_stdin()

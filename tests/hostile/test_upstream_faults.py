@@ -95,8 +95,11 @@ def test_upstream_fault(gateway, fault, model, stream, expected):
 
 
 def test_upstream_answering_after_the_client_left(gateway, upstream):
-    sock = rawhttp.post(gateway.port, "/v1/chat/completions",
-                        {"model": "up/late-answer:gone", "messages": [{"role": "user", "content": "x"}]})
+    sock = rawhttp.post(
+        gateway.port,
+        "/v1/chat/completions",
+        {"model": "up/late-answer:gone", "messages": [{"role": "user", "content": "x"}]},
+    )
     seen = wait_for_request(upstream, "late-answer:gone")
     rawhttp.abort(sock)
     assert seen.peer_closed.wait(1)
