@@ -24,7 +24,7 @@ HEADERS = {
 }
 
 #: no single event may hold more than this (an upstream that never ends an event)
-MAX_EVENT = 64 * 2**20
+MAX_EVENT = 16 * 2**20
 
 
 def event(payload: Any) -> bytes:

@@ -89,6 +89,21 @@ models = ["words", "split-utf8", "crash", "crash-early", "slow", "with-child", "
           "console"]
 max_concurrency = 8
 
+[providers.quick]
+type = "process"
+command = ["{python}", "-c", "print('hi')"]
+models = ["quick"]
+
+[providers.echobin]
+type = "process"
+command = ["/bin/echo", "hi"]
+models = ["echobin"]
+
+[providers.quickfail]
+type = "process"
+command = ["{python}", "-c", "import sys; sys.exit(3)"]
+models = ["quickfail"]
+
 [providers.localj]
 type = "process"
 command = ["{python}", "{fake_model}"]

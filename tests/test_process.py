@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import httpx
@@ -142,3 +143,25 @@ def test_a_whole_answer_merges_streamed_tool_call_pieces(client):
     assert call.id == "call_1" and call.function.name == "get_weather"
     assert call.function.arguments == '{"city": "Paris"}'
     assert reply.choices[0].finish_reason == "tool_calls"
+
+
+def test_a_program_that_exits_without_reading_its_input(client):
+    """The request does not fit the pipe and the program never reads it: its exit code and
+    output still decide the answer (uvloop raised for the closed pipe: a 500)."""
+    big = "x" * 300_000
+    for _ in range(10):
+        reply = client.chat.completions.create(model="quick", messages=[{"role": "user", "content": big}])
+        assert reply.choices[0].message.content.strip() == "hi"
+    for _ in range(5):
+        with pytest.raises(openai.APIStatusError) as info:
+            client.chat.completions.create(model="quickfail", messages=[{"role": "user", "content": big}])
+        assert info.value.status_code == 502
+
+
+@pytest.mark.skipif(not os.path.exists("/bin/echo"), reason="needs /bin/echo (POSIX)")
+def test_a_program_that_is_gone_before_its_input_is_written(client):
+    """/bin/echo exits at once: often before the gateway writes the request (uvloop then
+    raised RuntimeError for the closed pipe, a 500 about one time in four)."""
+    for _ in range(40):
+        reply = client.chat.completions.create(model="echobin", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content.strip() == "hi"

@@ -237,6 +237,14 @@ class Scenario:
             if delay:
                 await asyncio.sleep(delay)
 
+    async def endless_line(self) -> bool:
+        await self.head(200, "text/event-stream")
+        await self.chunk(b'data: {"x":"')
+        block = b"a" * 2**20
+        for _ in range(40):
+            await self.chunk(block)
+        return False
+
     async def hang(self) -> bool:
         await asyncio.sleep(3600)
         return False
@@ -261,6 +269,35 @@ class Scenario:
             await self.events(sse_events(f"openai_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "endless-line":  # one event that never ends: 40 MB without a line break
+            return await self.endless_line()
+        if k == "huge-json":  # a whole answer of 70 MB
+            await self.head(200, "application/json", length=70 * 2**20)
+            block = b" " * 2**20
+            for _ in range(70):
+                self.writer.write(block)
+                await self.writer.drain()
+            return False
+        if k == "odd-completion":  # a completion whose fields are not what the spec says
+            odd = {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "usage": {"prompt_tokens": "x", "completion_tokens": [1]},
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": ["stop"],
+                        "message": {
+                            "role": "assistant",
+                            "content": [{"type": "text", "text": "list content"}],
+                            "tool_calls": "nope",
+                        },
+                    }
+                ],
+            }
+            return await self.json(200, orjson.dumps(odd))
         if k == "json-anyway":  # a server that ignores `stream` and answers at once
             return await self.json(200, transcript("openai_text.json"))
         if k == "echo-body":
@@ -438,6 +475,8 @@ class Scenario:
             await self.events(sse_events(f"anthropic_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "endless-line":
+            return await self.endless_line()
         if k == "endless":
             events = sse_events("anthropic_text.sse")
             await self.events(events[:2])

@@ -28,7 +28,7 @@ from ..errors import (
     is_retryable_status,
 )
 from ..wire import Chunk, Completion
-from .base import NativeEvent, frame, json_arguments
+from .base import NativeEvent, count, frame, json_arguments, name_of, text_of, tool_calls_of
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -221,9 +221,9 @@ def usage_from(usage: Any) -> dict[str, int] | None:
         return None
     # cached input still counts as input, as in OpenAI's prompt_tokens
     prompt = sum(
-        int(usage.get(k) or 0) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+        count(usage.get(k)) for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     )
-    return wire.usage(prompt, int(usage.get("output_tokens") or 0))
+    return wire.usage(prompt, count(usage.get("output_tokens")))
 
 
 def from_message(message: dict[str, Any]) -> Completion:
@@ -252,7 +252,7 @@ def from_message(message: dict[str, Any]) -> Completion:
         message.get("id") or wire.new_completion_id(),
         message.get("model", ""),
         out,
-        STOP_REASONS.get(message.get("stop_reason") or "", "stop"),
+        STOP_REASONS.get(name_of(message.get("stop_reason")), "stop"),
         usage_from(message.get("usage")),
     )
     return completion
@@ -339,9 +339,10 @@ class StreamTranslator:
                 ]
             return []  # thinking and signature deltas have no OpenAI counterpart
         if kind == "message_delta":
-            self.output_tokens = int((data.get("usage") or {}).get("output_tokens") or self.output_tokens)
-            reason = (data.get("delta") or {}).get("stop_reason")
-            return [self._chunk({}, STOP_REASONS.get(reason or "", "stop"))]
+            usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
+            self.output_tokens = count(usage.get("output_tokens")) or self.output_tokens
+            change: dict[str, Any] = data["delta"] if isinstance(data.get("delta"), dict) else {}
+            return [self._chunk({}, STOP_REASONS.get(name_of(change.get("stop_reason")), "stop"))]
         if kind == "message_stop":
             self.finished = True
             if self.include_usage:
@@ -612,8 +613,8 @@ def from_messages_request(body: dict[str, Any]) -> dict[str, Any]:
 def anthropic_usage(usage: Any) -> dict[str, int]:
     usage = usage if isinstance(usage, dict) else {}
     return {
-        "input_tokens": int(usage.get("prompt_tokens") or 0),
-        "output_tokens": int(usage.get("completion_tokens") or 0),
+        "input_tokens": count(usage.get("prompt_tokens")),
+        "output_tokens": count(usage.get("completion_tokens")),
     }
 
 
@@ -622,12 +623,12 @@ def to_message(completion: Completion, model: str) -> dict[str, Any]:
     choices = completion.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("the upstream's answer has no choices")
-    message = choices[0].get("message") or {}
+    message: dict[str, Any] = choices[0]["message"] if isinstance(choices[0].get("message"), dict) else {}
     content: list[dict[str, Any]] = []
-    if isinstance(message.get("content"), str) and message["content"]:
-        content.append({"type": "text", "text": message["content"]})
-    for call in message.get("tool_calls") or []:
-        function = call.get("function") or {}
+    if text_of(message.get("content")):
+        content.append({"type": "text", "text": text_of(message.get("content"))})
+    for call in tool_calls_of(message):
+        function = call["function"]
         content.append(
             {
                 "type": "tool_use",
@@ -642,7 +643,7 @@ def to_message(completion: Completion, model: str) -> dict[str, Any]:
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": FINISH_REASONS.get(choices[0].get("finish_reason") or "stop", "end_turn"),
+        "stop_reason": FINISH_REASONS.get(name_of(choices[0].get("finish_reason"), "stop"), "end_turn"),
         "stop_sequence": None,
         "usage": anthropic_usage(completion.get("usage")),
     }
@@ -714,10 +715,10 @@ class MessagesWriter:
                     "content_block_delta",
                     {"type": "content_block_delta", "index": self.block, "delta": {"type": "text_delta", "text": text}},
                 )
-            for call in delta.get("tool_calls") or []:
+            for call in tool_calls_of(delta):
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
-                self.stop_reason = FINISH_REASONS.get(choice["finish_reason"], "end_turn")
+                self.stop_reason = FINISH_REASONS.get(name_of(choice["finish_reason"]), "end_turn")
         return out
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:

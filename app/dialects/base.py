@@ -22,6 +22,44 @@ class NativeEvent(dict):
         self.event = event
 
 
+# -- reading an upstream's answer, whatever it holds -------------------------------------------
+# Upstreams are not always right: a count that is a string, tool calls that are not a list,
+# content as a list of parts. A translator reads through these and never raises on them.
+
+
+def count(value: Any) -> int:
+    """A token count: a non-negative whole number, else 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return 0
+    return int(min(value, 2**53))
+
+
+def name_of(value: Any, default: str = "") -> str:
+    """A reason or type name: the string, else `default` (a list is no table key)."""
+    return value if isinstance(value, str) and value else default
+
+
+def text_of(content: Any) -> str:
+    """A message's text: the string, or the text parts of a list, joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return ""
+
+
+def tool_calls_of(holder: Any) -> list[dict[str, Any]]:
+    """A message's or a delta's tool calls that have the shape of one, each with a function."""
+    calls = holder.get("tool_calls") if isinstance(holder, dict) else None
+    if not isinstance(calls, list):
+        return []
+    return [
+        {**call, "function": call["function"] if isinstance(call.get("function"), dict) else {}}
+        for call in calls
+        if isinstance(call, dict)
+    ]
+
+
 def frame(event: str | None, data: Any) -> bytes:
     """One SSE event; the Anthropic SDKs skip events that have no `event:` line."""
     head = b"event: " + event.encode() + b"\n" if event else b""

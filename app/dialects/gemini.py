@@ -25,7 +25,7 @@ import orjson
 from .. import wire
 from ..errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
 from ..wire import Chunk, Completion
-from .base import json_arguments
+from .base import count, json_arguments, name_of
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.S)
 
@@ -225,9 +225,9 @@ def check_prompt(data: dict[str, Any], provider: str) -> None:
 def usage_from(metadata: Any) -> dict[str, int] | None:
     if not isinstance(metadata, dict):
         return None
-    prompt = int(metadata.get("promptTokenCount") or 0)
+    prompt = count(metadata.get("promptTokenCount"))
     # thinking counts as output, as OpenAI's reasoning tokens do
-    completion = int(metadata.get("candidatesTokenCount") or 0) + int(metadata.get("thoughtsTokenCount") or 0)
+    completion = count(metadata.get("candidatesTokenCount")) + count(metadata.get("thoughtsTokenCount"))
     return wire.usage(prompt, completion)
 
 
@@ -272,7 +272,7 @@ def _split(parts: Any, signatures: MutableMapping[str, str] | None = None) -> tu
 def finish_reason(reason: Any, has_calls: bool) -> str:
     if has_calls and reason in ("STOP", None):
         return "tool_calls"
-    return FINISH_REASONS.get(reason or "STOP", "stop")
+    return FINISH_REASONS.get(name_of(reason, "STOP"), "stop")
 
 
 def from_gemini_response(

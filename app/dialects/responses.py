@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import GatewayError, InvalidRequest, UpstreamProtocolError
 from ..wire import Chunk, Completion
-from .base import NativeEvent, frame
+from .base import NativeEvent, count, frame, name_of, text_of, tool_calls_of
 
 Messages = list[dict[str, Any]]
 
@@ -231,9 +231,10 @@ def from_responses_request(body: dict[str, Any], history: Messages | None = None
 def usage_of(usage: Any) -> dict[str, Any] | None:
     if not isinstance(usage, dict):
         return None
-    prompt, completion = int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    prompt, completion = count(usage.get("prompt_tokens")), count(usage.get("completion_tokens"))
+    prompt_details, completion_details = usage.get("prompt_tokens_details"), usage.get("completion_tokens_details")
+    cached = count(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else 0
+    reasoning = count(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else 0
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": int(cached)},
@@ -281,7 +282,7 @@ def response_object(
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Response, echoing the request's settings as OpenAI does."""
-    incomplete = _INCOMPLETE.get(finish_reason or "")
+    incomplete = _INCOMPLETE.get(name_of(finish_reason))
     if status == "completed" and incomplete:
         status = "incomplete"
     text = body.get("text") if isinstance(body.get("text"), dict) else {"format": {"type": "text"}}
@@ -317,11 +318,11 @@ def to_response(completion: Completion, body: dict[str, Any], model: str) -> dic
     choices = completion.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
         raise UpstreamProtocolError("the upstream's answer has no choices")
-    message = choices[0].get("message") or {}
+    message: dict[str, Any] = choices[0]["message"] if isinstance(choices[0].get("message"), dict) else {}
     output: list[dict[str, Any]] = []
-    if isinstance(message.get("content"), str) and message["content"]:
-        output.append(message_item(new_id("msg"), message["content"]))
-    for call in message.get("tool_calls") or []:
+    if text_of(message.get("content")):
+        output.append(message_item(new_id("msg"), text_of(message.get("content"))))
+    for call in tool_calls_of(message):
         function = call.get("function") or {}
         output.append(
             function_item(
@@ -484,7 +485,7 @@ class ResponsesWriter:
                     delta=text,
                     logprobs=[],
                 )
-            for call in delta.get("tool_calls") or []:
+            for call in tool_calls_of(delta):
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]

@@ -14,6 +14,7 @@ from httpx_sse import EventSource, SSEError
 from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
+from ..sse import MAX_EVENT
 from .aio_transport import AiohttpPool, UpstreamClient
 from .base import decode_json_body, error_from_response, translate_http_errors
 
@@ -67,19 +68,62 @@ async def open_stream(
         response = await client.send(request, stream=True)
     try:
         if response.status_code >= 300:
-            with translate_http_errors(provider):
-                content = await response.aread()
+            content = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
             raise error_from_response(provider, response.status_code, response.headers, content)
         yield response
     finally:
         await finish(response.aclose())
 
 
+#: a whole answer (or an error's body) is held in memory: an upstream that never stops
+#: sending must not be able to take the gateway's memory with it
+MAX_BODY = 64 * 2**20
+MAX_ERROR_BODY = 2**20
+
+
+async def read_capped(
+    response: httpx.Response, provider: str, limit: int = MAX_BODY, *, truncate: bool = False
+) -> bytes:
+    """The body, at most `limit` bytes: past that a protocol error, or (`truncate`, for an
+    error's body, which is only quoted in part) the first `limit` bytes."""
+    parts, size = [], 0
+    with translate_http_errors(provider):
+        async for data in response.aiter_bytes():
+            size += len(data)
+            if size > limit:
+                if truncate:
+                    parts.append(data[: len(data) - (size - limit)])
+                    break
+                raise UpstreamProtocolError(f"upstream '{provider}' sent a body over {limit // 2**20} MB")
+            parts.append(data)
+    return b"".join(parts)
+
+
+class _LineCapped:
+    """The response as httpx-sse reads it, refusing a line longer than `limit` bytes (an
+    upstream that never ends a line would otherwise grow one without bound)."""
+
+    def __init__(self, response: httpx.Response, provider: str, limit: int):
+        self.headers = response.headers
+        self._response, self._provider, self._limit = response, provider, limit
+
+    async def aiter_text(self) -> AsyncIterator[str]:
+        since_break = 0
+        async for text in self._response.aiter_text():
+            cut = max(text.rfind("\n"), text.rfind("\r"))
+            since_break = len(text) - cut - 1 if cut >= 0 else since_break + len(text)
+            if since_break > self._limit:
+                raise UpstreamProtocolError(
+                    f"upstream '{self._provider}' sent a stream line over {self._limit // 2**20} MB"
+                )
+            yield text
+
+
 async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[tuple[str, Any]]:
     """(event name, decoded JSON) for each non-empty SSE event; `[DONE]` comes as ("done", None)."""
     with translate_http_errors(provider):
         try:
-            async for sse in EventSource(response).aiter_sse():
+            async for sse in EventSource(_LineCapped(response, provider, MAX_EVENT)).aiter_sse():  # type: ignore[arg-type]
                 if not sse.data:
                     continue
                 if sse.data == "[DONE]":
@@ -101,10 +145,16 @@ async def post_json(
 ) -> dict[str, Any]:
     """POST and return the JSON object of a successful answer."""
     with translate_http_errors(provider):
-        response = await client.post(url, content=content, headers=headers)
-    if response.status_code >= 300:
-        raise error_from_response(provider, response.status_code, response.headers, response.content)
-    data = decode_json_body(provider, response.content)
+        request = client.build_request("POST", url, content=content, headers=headers)
+        response = await client.send(request, stream=True)
+    try:
+        if response.status_code >= 300:
+            body = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
+            raise error_from_response(provider, response.status_code, response.headers, body)
+        body = await read_capped(response, provider)
+    finally:
+        await finish(response.aclose())
+    data = decode_json_body(provider, body)
     if not isinstance(data, dict):
         raise UpstreamProtocolError(f"upstream '{provider}' answered with JSON that is not an object")
     return data

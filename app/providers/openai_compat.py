@@ -19,7 +19,7 @@ from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..sse import EventScanner, Framed, StreamItem
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
-from .http import iter_events, open_stream, post_json
+from .http import iter_events, open_stream, post_json, read_capped
 
 
 class OpenAICompatProvider(Provider):
@@ -79,8 +79,7 @@ class OpenAICompatProvider(Provider):
             content_type = response.headers.get("content-type", "")
             if content_type.startswith("application/json"):
                 # some servers ignore `stream` and answer at once; replay it as chunks
-                with translate_http_errors(self.name):
-                    content = await response.aread()
+                content = await read_capped(response, self.name)
                 options = body.get("stream_options")
                 include_usage = isinstance(options, dict) and options.get("include_usage") is True
                 for chunk in completion_as_chunks(decode_json_body(self.name, content), include_usage):

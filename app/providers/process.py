@@ -98,8 +98,11 @@ class ProgramRun:
             stdin.write(request)
             await stdin.drain()
             stdin.close()
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # a program that ignores its input may close stdin early
+        except (BrokenPipeError, ConnectionResetError, RuntimeError):
+            # a program that ignores its input may close stdin, or even exit, before we
+            # wrote it (uvloop then raises RuntimeError for the closed pipe): its output
+            # and exit code still decide the answer
+            pass
         except BaseException:
             await run.kill()
             raise

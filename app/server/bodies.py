@@ -81,7 +81,7 @@ def check_chat_request(body: dict[str, Any]) -> None:
 def _check_message(message: Any, where: str) -> None:
     if not isinstance(message, dict):
         raise InvalidRequest(f"'{where}' must be an object", param=where)
-    if message.get("role") not in _ROLES:
+    if not isinstance(message.get("role"), str) or message["role"] not in _ROLES:
         raise InvalidRequest(f"'{where}.role' must be one of {', '.join(sorted(_ROLES))}", param=f"{where}.role")
     content = message.get("content")
     if content is not None and not isinstance(content, (str, list)):

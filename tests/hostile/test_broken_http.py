@@ -172,6 +172,8 @@ CASES = {
         ),
         400,
     ),
+    "a role that is an array": (lambda gw: post_json(gw, chat("up/text", [{"role": [], "content": "x"}])), 400),
+    "a role that is an object": (lambda gw: post_json(gw, chat("up/text", [{"role": {}, "content": "x"}])), 400),
     "list-valued system text": (
         lambda gw: post_json(
             gw,

@@ -105,3 +105,33 @@ def test_upstream_answering_after_the_client_left(gateway, upstream):
     assert seen.peer_closed.wait(1)
     time.sleep(1.2)  # the upstream's answer would have come by now
     assert httpx.get(gateway.url + "/health", timeout=5).json()["status"] == "ok"
+
+
+@pytest.mark.parametrize("model", ["up/endless-line", "claude/endless-line", "up/huge-json"])
+def test_an_upstream_that_never_stops_sending_cannot_take_the_memory(gateway, model):
+    """One event without end, or a whole answer of 70 MB: refused past a bound, not held."""
+    before = httpx.get(gateway.url + "/admin/stats", timeout=5).json()["rss_mb"]
+    reply = httpx.post(
+        gateway.url + "/v1/chat/completions",
+        timeout=60,
+        json={"model": model, "stream": "json" not in model, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert reply.status_code == 502, reply.text[:300]
+    assert reply.json()["error"]["code"] == "upstream_protocol_error"
+    after = httpx.get(gateway.url + "/admin/stats", timeout=5).json()["rss_mb"]
+    if before is not None and after is not None:
+        assert after - before < 120, (before, after)  # the bounds are 16 MB a line, 64 MB a body
+
+
+@pytest.mark.parametrize("route", ["/v1/messages", "/v1/responses"])
+def test_an_odd_completion_is_translated_not_a_500(gateway, route):
+    """Counts that are strings, tool calls that are not a list, content as parts: a
+    translator reads through them (the text survives) instead of failing as a gateway bug."""
+    body = {"model": "up/odd-completion", "max_tokens": 50}
+    if route == "/v1/messages":
+        body["messages"] = [{"role": "user", "content": "x"}]
+    else:
+        body["input"] = "x"
+    reply = httpx.post(gateway.url + route, json=body, timeout=10)
+    assert reply.status_code == 200, reply.text
+    assert "list content" in reply.text
