@@ -20,17 +20,29 @@ _GENERIC = re.compile(
 )
 
 
+#: a run of key-like characters long enough to be part of a credential
+_PIECE = re.compile(r"[A-Za-z0-9_\-]{8,}")
+
+
 class Redactor:
-    """Replaces configured secrets and secret-looking strings with a mask."""
+    """Replaces configured secrets, pieces of them, and secret-looking strings with a mask.
+
+    Pieces matter: an upstream's error may quote a key cut short ("Incorrect API key
+    provided: sk-abc...xyz"), and a message cut to a length may end inside one."""
 
     def __init__(self, secrets: Iterable[str] = ()):
-        literal = sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True)
-        self._literal = re.compile("|".join(map(re.escape, literal))) if literal else None
+        self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
+        self._literal = re.compile("|".join(map(re.escape, self._secrets))) if self._secrets else None
 
     def __call__(self, text: str) -> str:
         if self._literal is not None:
             text = self._literal.sub(MASK, text)
+            text = _PIECE.sub(self._mask_piece, text)
         return _GENERIC.sub(MASK, text)
+
+    def _mask_piece(self, match: re.Match[str]) -> str:
+        piece = match.group()
+        return MASK if any(piece in secret for secret in self._secrets) else piece
 
 
 def redactor_for(config: Config, token: str | None) -> Redactor:

@@ -181,3 +181,30 @@ def test_the_log_file_rolls_over_by_bytes_not_characters(tmp_path):
     sizes = [p.stat().st_size for p in tmp_path.iterdir()]
     assert max(sizes) <= 1000, sizes
     assert len(sizes) == 3
+
+
+def test_pieces_of_a_secret_are_masked_too():
+    from app.redact import Redactor
+
+    redact = Redactor(["sk-ant-claudesecret-CCCC1111DDDD", "hdr-secret-value-XYZ123"])
+    assert "claudesecret" not in redact("Invalid x-api-key: partial claudesecret-")
+    assert "CCCC1111" not in redact("key ending CCCC1111DDDD was refused")
+    assert "hdr-secret-value" not in redact("Bearer [REDACTED] hdr-secret-value-...[300 more]")
+    assert redact("an ordinary message about gateways") == "an ordinary message about gateways"
+
+
+def test_check_config_masks_what_a_command_reads_from_the_environment(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "c.toml"
+    config.write_text('[providers.x]\ntype = "process"\ncommand = ["model", "${PROGRAM_KEY}"]\nmodels = ["m"]\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**__import__("os").environ, "PROGRAM_KEY": "program-key-value-123"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert "program-key-value-123" not in out.stdout and "[REDACTED]" in out.stdout

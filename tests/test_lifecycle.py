@@ -164,6 +164,36 @@ def test_bad_command_line_is_64(tmp_path, args):
     assert "usage" in stderr
 
 
+def test_a_host_that_is_no_address_is_a_bad_command_line_not_a_restart(tmp_path):
+    """75 would make a supervisor restart a gateway that can never bind."""
+    code, lines, _ = run_to_exit(
+        ["--port", "0", "--host", "no-such-host.invalid"], tmp_path, env={"AI_GATEWAY_TOKEN": "tok-123456"}
+    )
+    assert code == 64 and lines[-1]["code"] == 64
+
+
+@pytest.mark.parametrize("host", ["[::1]", "localhost"])
+def test_the_announced_url_is_the_bound_address(tmp_path, host):
+    import socket as socket_module
+
+    if host == "[::1]" and not socket_module.has_ipv6:
+        pytest.skip("no IPv6 on this machine")
+    try:
+        gw = GatewayProcess(["--port", "0", "--host", host], tmp=tmp_path)
+    except (EOFError, TimeoutError) as exc:
+        if host == "[::1]" and "Cannot assign" in str(exc):
+            pytest.skip("::1 is not configured here")
+        raise
+    with gw:
+        assert gw.ready["url"].startswith(("http://127.0.0.1:", "http://[::1]:")), gw.ready
+        assert httpx.get(gw.url + "/health", timeout=5).status_code == 200
+
+
+def test_a_token_with_surrounding_whitespace_is_refused_at_start(tmp_path):
+    code, lines, _ = run_to_exit(["--port", "0"], tmp_path, env={"AI_GATEWAY_TOKEN": " tok-123456 "})
+    assert code == 78 and "whitespace" in lines[-1]["error"]
+
+
 def test_invalid_config_is_78_naming_key_and_line(tmp_path):
     config = write_config(tmp_path, '[server]\nport = "eighty"\n')
     code, lines, _ = run_to_exit(["--config", str(config)], tmp_path)
@@ -334,9 +364,9 @@ def test_reload_applies_client_settings_and_names_what_needs_a_restart(tmp_path,
         chat = {"model": "text", "messages": [{"role": "user", "content": "x"}]}
         assert httpx.post(gw.url + "/v1/chat/completions", json=chat).status_code == 200
         pooled = upstream.open_connections  # the answer's connection stays pooled, idle
-        config.write_text("[server]\nport = 1\nupstream_connections = 16\n" + base)
+        config.write_text("[server]\nport = 1\nmax_body_mb = 2\nupstream_connections = 16\n" + base)
         reply = httpx.post(gw.url + "/admin/reload").json()
-        assert reply["restart_needed"] == ["server.port"]
+        assert reply["restart_needed"] == ["server.max_body_mb"]  # --port decides the port
         stats = httpx.get(gw.url + "/admin/stats").json()
         assert stats["upstream_pool"]["limit"] == 16  # a new client, built from the new settings
         deadline = time.monotonic() + 5  # and the old one is closed, its idle connection too
@@ -344,3 +374,5 @@ def test_reload_applies_client_settings_and_names_what_needs_a_restart(tmp_path,
             time.sleep(0.05)
         assert upstream.open_connections < pooled
         assert httpx.post(gw.url + "/v1/chat/completions", json=chat).status_code == 200
+        config.write_text(base)  # back to what it started with: nothing waits for a restart
+        assert httpx.post(gw.url + "/admin/reload").json()["restart_needed"] == []

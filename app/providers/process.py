@@ -42,6 +42,8 @@ LINE_LIMIT = 4 * 1024 * 1024
 #: a non-streamed answer longer than this is refused rather than held in memory
 MAX_COMPLETE_CHARS = 16 * 1024 * 1024
 CREATE_NO_WINDOW = 0x08000000
+#: stderr lines of one run that reach the log
+STDERR_LINES_LOGGED = 50
 CREATE_SUSPENDED = 0x00000004
 
 
@@ -121,17 +123,24 @@ class ProgramRun:
 
     async def _drain_stderr(self) -> None:
         stream = self.stderr
+        logged = 0
         while True:
             try:
                 line = await stream.readline()
             except (ValueError, asyncio.LimitOverrunError):
                 continue  # an over-long line: skip it
             if not line:
+                if logged > STDERR_LINES_LOGGED:
+                    logger.info("{} stderr: {} more lines not logged", self.provider, logged - STDERR_LINES_LOGGED)
                 return
             text = line.decode("utf-8", "replace").rstrip()
             if text:
                 self.stderr_tail.append(text[:300])
-                logger.bind(provider=self.provider).info("{} stderr: {}", self.provider, text[:500])
+                logged += 1
+                # a chatty program must not rotate the request log away: the first lines
+                # of a run are logged, the rest counted (the last ones still end an error)
+                if logged <= STDERR_LINES_LOGGED:
+                    logger.bind(provider=self.provider).info("{} stderr: {}", self.provider, text[:500])
 
     async def read(self) -> bytes:
         return await self.stdout.read(READ_SIZE)

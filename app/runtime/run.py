@@ -8,6 +8,7 @@ stopping lines, and the graceful stop.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
 import socket
 import sys
@@ -90,6 +91,17 @@ def url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
+def announced_url(host: str, sock: socket.socket) -> str:
+    """The URL clients should use: a name (`localhost`) is announced as the address it was
+    bound to, since clients may resolve the name to another one (::1) first."""
+    address, port = sock.getsockname()[:2]
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return url_for(address, port)
+    return url_for(host, port)
+
+
 def serve(options: ServeOptions, control: ControlChannel | None = None) -> int:
     """Run the gateway until it is told to stop; returns the process exit code."""
     return Sidecar(options, control or ControlChannel()).serve()
@@ -100,6 +112,7 @@ class Sidecar:
 
     logs: Logs  # set first thing in serve()
     gateway: Gateway  # set when the event loop runs
+    started: Config  # the configuration the process started with
     client: Any  # the shared upstream client of the current configuration
 
     def __init__(self, options: ServeOptions, control: ControlChannel):
@@ -118,6 +131,13 @@ class Sidecar:
     def serve(self) -> int:
         self._open_logs()
         start_sweeper()  # onefile only: extraction dirs of killed runs; in the background
+        if self.token is not None and self.token != self.token.strip():
+            # clients' header values are trimmed: such a token could never be presented
+            return self._fail(
+                ExitCode.CONFIG,
+                "invalid-config",
+                "AI_GATEWAY_TOKEN starts or ends with whitespace: no client could send it",
+            )
         self.config_path = find_config_path(self.options.config)
         try:
             config = load_config(self.config_path)
@@ -125,7 +145,9 @@ class Sidecar:
             return self._fail(ExitCode.CONFIG, "invalid-config", f"invalid configuration: {exc.message}")
         self._use_redactor(redactor_for(config, self.token))
 
-        host = self.options.host or config.server.host
+        host = (self.options.host or config.server.host).strip()
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]  # an IPv6 address written as in a URL
         port = config.server.port if self.options.port is None else self.options.port
         if not is_loopback(host) and not self.token:
             return self._fail(
@@ -133,6 +155,11 @@ class Sidecar:
                 "invalid-config",
                 f"refusing to listen on non-loopback host {host!r} without AI_GATEWAY_TOKEN set",
             )
+        try:
+            socket.getaddrinfo(host, None)
+        except socket.gaierror as exc:  # no such address: a retry cannot fix that, the command or config can
+            code, reason = (ExitCode.USAGE, "usage") if self.options.host else (ExitCode.CONFIG, "invalid-config")
+            return self._fail(code, reason, f"cannot listen on {host}: no such address ({exc})")
         try:
             sock = bind_socket(host, port)
         except (OSError, OverflowError) as exc:
@@ -192,6 +219,7 @@ class Sidecar:
             loop.set_exception_handler(self.crash.loop_exception_handler)
         stopper = Stopper(loop)
         self.client = new_client(config.timeouts, config.server.upstream_connections)
+        self.started = config  # what the socket and Sanic's settings were made from
         gateway = Gateway(
             config,
             build_router(config, self.client),
@@ -201,7 +229,7 @@ class Sidecar:
             request_stop=stopper.request,
             bind_host=host,
             upstream_pool=lambda: pool_stats(self.client),
-            url=url_for(host, sock.getsockname()[1]),
+            url=announced_url(host, sock),
             previous_exit=self.previous_exit,
             log_dir=str(self.log_dir) if self.log_dir else None,
         )
@@ -226,11 +254,11 @@ class Sidecar:
             pid=os.getpid(),
             host=host,
             port=port,
-            url=url_for(host, port),
+            url=announced_url(host, sock),
             log_dir=str(self.log_dir) if self.log_dir else None,
             previous_exit=self.previous_exit,
         )
-        logger.info("ai-gateway {} listening on {} (config: {})", __version__, url_for(host, port), config.source)
+        logger.info("ai-gateway {} listening on {} (config: {})", __version__, announced_url(host, sock), config.source)
 
         reason = await stopper.wait()
         self.control.emit("stopping", reason=reason)
@@ -260,10 +288,13 @@ class Sidecar:
         self._keep(
             asyncio.get_running_loop().create_task(_retire(old_router, retired_client, users), name="retire-router")
         )
+        # compared with what this process started with (a revert needs no restart), and
+        # host and port only when no command-line option decides them
+        overridden = {"host": self.options.host is not None, "port": self.options.port is not None}
         restart_needed = [
             f"server.{name}"
             for name in RESTART_ONLY
-            if getattr(config.server, name) != getattr(old_config.server, name)
+            if not overridden.get(name) and getattr(config.server, name) != getattr(self.started.server, name)
         ]
         logger.info(
             "configuration reloaded from {}{}",

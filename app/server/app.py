@@ -14,6 +14,7 @@ from loguru import logger
 from sanic import HTTPResponse, Request, Sanic
 from sanic import exceptions as sanic_errors
 from sanic.handlers import ErrorHandler
+from sanic.http import Http
 
 from ..errors import (
     ClientError,
@@ -57,11 +58,20 @@ class GatewayRequest(Request):
                 async for data in cast(AsyncIterator[bytes], self.stream):
                     size += len(data)
                     if size > limit:
+                        self._close_after_answer()
                         raise PayloadTooLarge("The request body is too large")
                     parts.append(data)
         except TimeoutError:
+            self._close_after_answer()
             raise RequestTimeout("The request body arrived too slowly") from None
         self.body = b"".join(parts)
+
+    def _close_after_answer(self) -> None:
+        """The rest of an unread body is still on the way: the connection cannot carry a
+        next request, so the answer says `connection: close` and the connection ends."""
+        if isinstance(self.stream, Http):
+            self.stream.keep_alive = False
+            self.stream.request_body = None  # nor wait for the rest of it after the answer
 
 
 def _has_body(request: Request) -> bool:
@@ -142,6 +152,8 @@ class OpenAIErrorHandler(ErrorHandler):
 
 def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
     """Host, Origin, token and body type, in that order; answers a preflight itself."""
+    if len(request.headers.getall("host", [])) > 1:  # which one would a proxy, or a check, believe?
+        raise InvalidRequest("A request may carry one Host header only", code="duplicate_host")
     guard.check_host(request.headers.get("host"))
     origin = request.headers.get("origin")
     if request.method == "OPTIONS":
@@ -154,7 +166,7 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
     guard.check_origin(origin)
     if is_anthropic_path(request.path):  # Anthropic's clients send the key as x-api-key
         guard.check_api_key(request.headers.get("x-api-key"), request.headers.get("authorization"))
-    elif not (request.method == "GET" and request.path == PAGE_PATH):  # the status page holds no data
+    elif not (request.method in ("GET", "HEAD") and request.path == PAGE_PATH):  # the status page holds no data
         guard.check_token(request.headers.get("authorization"))
     if request.method == "POST" and _has_body(request):  # an empty POST needs no content type
         guard.check_json_body(request.headers.get("content-type"))

@@ -172,6 +172,12 @@ CASES = {
         ),
         400,
     ),
+    "two Host headers": (
+        lambda gw: (
+            head(b"GET", b"/health", b"Host: localhost", b"Host: evil.example", gw.auth.rstrip(b"\r\n")) + b"\r\n"
+        ),
+        400,
+    ),
     "a role that is an array": (lambda gw: post_json(gw, chat("up/text", [{"role": [], "content": "x"}])), 400),
     "a role that is an object": (lambda gw: post_json(gw, chat("up/text", [{"role": {}, "content": "x"}])), 400),
     "list-valued system text": (

@@ -170,7 +170,7 @@ def test_health_reports_an_exhausted_pool(tmp_path_factory, upstream):
         tmp,
         f"""
 [server]
-upstream_connections = 8
+upstream_connections = 2
 
 [timeouts]
 connect = 1
@@ -180,16 +180,23 @@ heartbeat = 0
     )
     with GatewayProcess(["--port", "0", "--config", str(config)], tmp=tmp) as gw:
         assert httpx.get(gw.url + "/health").json()["status"] == "ok"
-        socks = open_streams(gw, f"up/endless:{uuid.uuid4().hex[:8]}", 8)
+        socks = open_streams(gw, f"up/endless:{uuid.uuid4().hex[:8]}", 2)
         try:
             health = httpx.get(gw.url + "/health")
             body = health.json()
             assert health.status_code == 503, body
             assert body["status"] == "degraded"
-            assert body["upstream_pool"]["active"] == 8
+            assert body["upstream_pool"]["active"] == 2
             assert body["upstream_pool"]["free"] == 0
-            stats = httpx.get(gw.url + "/admin/stats").json()
-            assert stats["upstream_pool"]["active"] == 8
+            # the limit holds: a third upstream request waits for a connection
+            third = rawhttp.post(
+                gw.port,
+                "/v1/chat/completions",
+                {"model": "up/text", "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+            )
+            socks.append(third)
+            assert wait_until(lambda: httpx.get(gw.url + "/admin/stats").json()["upstream_pool"]["waiting"] >= 1, 5)
+            assert httpx.get(gw.url + "/admin/stats").json()["upstream_pool"]["active"] == 2
         finally:
             for sock in socks:
                 sock.close()
