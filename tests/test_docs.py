@@ -75,7 +75,7 @@ def known_flags() -> set[str]:
         for action in parser._actions:
             flags.update(o for o in action.option_strings if o.startswith("--"))
     build = (ROOT / "build" / "build.py").read_text(encoding="utf-8")
-    flags.update(re.findall(r'add_argument\("(--[a-z\-]+)"', build))
+    flags.update(re.findall(r'add_argument\(\s*"(--[a-z\-]+)"', build))
     return flags
 
 
