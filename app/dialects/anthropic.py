@@ -28,7 +28,17 @@ from ..errors import (
     is_retryable_status,
 )
 from ..wire import Chunk, Completion
-from .base import NativeEvent, count, frame, json_arguments, name_of, text_of, tool_calls_of
+from .base import (
+    NativeEvent,
+    append_turn,
+    count,
+    first_choice,
+    frame,
+    json_arguments,
+    name_of,
+    text_of,
+    tool_calls_of,
+)
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -116,13 +126,7 @@ def _tool_use_blocks(tool_calls: Any) -> list[dict[str, Any]]:
 
 
 def _append(messages: list[dict[str, Any]], role: str, blocks: list[dict[str, Any]]) -> None:
-    """Anthropic wants user and assistant turns to alternate: merge neighbours."""
-    if not blocks:
-        return
-    if messages and messages[-1]["role"] == role:
-        messages[-1]["content"].extend(blocks)
-    else:
-        messages.append({"role": role, "content": blocks})
+    append_turn(messages, role, blocks, "content")
 
 
 def _tool_choice(choice: Any, parallel: Any) -> dict[str, Any] | None:
@@ -703,10 +707,7 @@ class MessagesWriter:
         out = b"" if self.started else self._start()
         if isinstance(chunk.get("usage"), dict):
             self.usage = anthropic_usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
+        for choice, delta in first_choice(chunk):
             text = delta.get("content")
             if isinstance(text, str) and text:
                 if self.open != "text":

@@ -60,6 +60,26 @@ def tool_calls_of(holder: Any) -> list[dict[str, Any]]:
     ]
 
 
+def first_choice(chunk: Chunk) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(choice, delta) of a chunk's choice 0, the one answer a dialect carries; else none."""
+    for choice in chunk.get("choices") or []:
+        if isinstance(choice, dict) and choice.get("index", 0) == 0:
+            delta = choice.get("delta")
+            return [(choice, delta if isinstance(delta, dict) else {})]
+    return []
+
+
+def append_turn(turns: list[dict[str, Any]], role: str, items: list[dict[str, Any]], key: str) -> None:
+    """Add `items` as a turn of `role`, merged into the last turn if it has the same role:
+    Anthropic's and Gemini's conversations must alternate."""
+    if not items:
+        return
+    if turns and turns[-1]["role"] == role:
+        turns[-1][key].extend(items)
+    else:
+        turns.append({"role": role, key: items})
+
+
 def frame(event: str | None, data: Any) -> bytes:
     """One SSE event; the Anthropic SDKs skip events that have no `event:` line."""
     head = b"event: " + event.encode() + b"\n" if event else b""

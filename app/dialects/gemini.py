@@ -25,7 +25,7 @@ import orjson
 from .. import wire
 from ..errors import InvalidRequest, UpstreamProtocolError, UpstreamStatusError
 from ..wire import Chunk, Completion
-from .base import count, json_arguments, name_of
+from .base import append_turn, count, json_arguments, name_of
 
 _DATA_URL = re.compile(r"^data:(?P<media>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)$", re.S)
 
@@ -83,13 +83,7 @@ def _parts(content: Any) -> list[dict[str, Any]]:
 
 
 def _append(contents: list[dict[str, Any]], role: str, parts: list[dict[str, Any]]) -> None:
-    """Gemini wants user and model turns to alternate: merge neighbours."""
-    if not parts:
-        return
-    if contents and contents[-1]["role"] == role:
-        contents[-1]["parts"].extend(parts)
-    else:
-        contents.append({"role": role, "parts": parts})
+    append_turn(contents, role, parts, "parts")
 
 
 def _function_response(content: Any) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import GatewayError, InvalidRequest, UpstreamProtocolError
 from ..wire import Chunk, Completion
-from .base import NativeEvent, count, frame, name_of, text_of, tool_calls_of
+from .base import NativeEvent, count, first_choice, frame, name_of, text_of, tool_calls_of
 
 Messages = list[dict[str, Any]]
 
@@ -467,10 +467,7 @@ class ResponsesWriter:
         out = b"" if self.started else self._start()
         if isinstance(chunk.get("usage"), dict):
             self.usage = usage_of(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                continue
-            delta = choice.get("delta") or {}
+        for choice, delta in first_choice(chunk):
             text = delta.get("content")
             if isinstance(text, str) and text:
                 if self.item is None or self.item["type"] != "message":
