@@ -29,10 +29,9 @@ from ..errors import (
 )
 from ..wire import Chunk, Completion
 from .base import (
-    NativeEvent,
+    TranslatingWriter,
     append_turn,
     count,
-    first_choice,
     frame,
     json_arguments,
     name_of,
@@ -653,7 +652,7 @@ def to_message(completion: Completion, model: str) -> dict[str, Any]:
     }
 
 
-class MessagesWriter:
+class MessagesWriter(TranslatingWriter):
     """Per-stream state: OpenAI chunks in, Anthropic's event sequence out.
 
     `message_start`, then per content block `content_block_start`, its deltas and
@@ -664,8 +663,6 @@ class MessagesWriter:
     def __init__(self, model: str):
         self.model = model
         self.id = new_message_id()
-        self.started = False
-        self.passthrough = False
         self.block = -1  # index of the last block started
         self.open: str | None = None  # "text" or "tool" while a block is open
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool call index -> block index
@@ -700,27 +697,18 @@ class MessagesWriter:
             "content_block_start", {"type": "content_block_start", "index": self.block, "content_block": block}
         )
 
-    def write(self, chunk: Chunk) -> bytes:
-        if isinstance(chunk, NativeEvent):
-            self.passthrough = True
-            return frame(chunk.event or chunk.get("type"), chunk)
-        out = b"" if self.started else self._start()
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = anthropic_usage(chunk["usage"])
-        for choice, delta in first_choice(chunk):
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if self.open != "text":
-                    out += self._open("text", {"type": "text", "text": ""})
-                out += frame(
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": self.block, "delta": {"type": "text_delta", "text": text}},
-                )
-            for call in tool_calls_of(delta):
-                out += self._tool_delta(call)
-            if choice.get("finish_reason"):
-                self.stop_reason = FINISH_REASONS.get(name_of(choice["finish_reason"]), "end_turn")
-        return out
+    def _usage(self, usage: dict[str, Any]) -> None:
+        self.usage = anthropic_usage(usage)
+
+    def _text(self, text: str) -> bytes:
+        out = b"" if self.open == "text" else self._open("text", {"type": "text", "text": ""})
+        return out + frame(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": self.block, "delta": {"type": "text_delta", "text": text}},
+        )
+
+    def _finish_reason(self, reason: str) -> None:
+        self.stop_reason = FINISH_REASONS.get(reason, "end_turn")
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:
         out = b""

@@ -49,13 +49,18 @@ def text_of(content: Any) -> str:
 
 
 def tool_calls_of(holder: Any) -> list[dict[str, Any]]:
-    """A message's or a delta's tool calls that have the shape of one, each with a function."""
+    """A message's or a delta's tool calls that have the shape of one, each with a function
+    and a whole-number index."""
     calls = holder.get("tool_calls") if isinstance(holder, dict) else None
     if not isinstance(calls, list):
         return []
     return [
-        {**call, "function": call["function"] if isinstance(call.get("function"), dict) else {}}
-        for call in calls
+        {
+            **call,
+            "index": call["index"] if isinstance(call.get("index"), int) else position,
+            "function": call["function"] if isinstance(call.get("function"), dict) else {},
+        }
+        for position, call in enumerate(calls)
         if isinstance(call, dict)
     ]
 
@@ -97,6 +102,47 @@ class StreamWriter(Protocol):
 
     def fail(self, error: GatewayError, redact: Callable[[str], str]) -> bytes:
         """The in-band error that ends a stream whose headers are already out."""
+
+
+class TranslatingWriter:
+    """The skeleton both translating writers share: a passthrough event goes out as it
+    came; a chat chunk opens the answer once, updates the usage, and hands choice 0's
+    text, tool-call pieces and finish reason to the dialect's own hooks."""
+
+    started = False
+    passthrough = False
+
+    def write(self, chunk: Chunk) -> bytes:
+        if isinstance(chunk, NativeEvent):
+            self.passthrough = True
+            return frame(chunk.event or chunk.get("type"), chunk)
+        out = b"" if self.started else self._start()
+        if isinstance(chunk.get("usage"), dict):
+            self._usage(chunk["usage"])
+        for choice, delta in first_choice(chunk):
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                out += self._text(text)
+            for call in tool_calls_of(delta):
+                out += self._tool_delta(call)
+            if choice.get("finish_reason"):
+                self._finish_reason(name_of(choice["finish_reason"]))
+        return out
+
+    def _start(self) -> bytes:
+        raise NotImplementedError
+
+    def _usage(self, usage: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _text(self, text: str) -> bytes:
+        raise NotImplementedError
+
+    def _tool_delta(self, call: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def _finish_reason(self, reason: str) -> None:
+        raise NotImplementedError
 
 
 def json_arguments(arguments: Any) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GatewayError, InvalidRequest, UpstreamProtocolError
-from ..wire import Chunk, Completion
-from .base import NativeEvent, count, first_choice, frame, name_of, text_of, tool_calls_of
+from ..wire import Completion
+from .base import TranslatingWriter, count, frame, name_of, text_of, tool_calls_of
 
 Messages = list[dict[str, Any]]
 
@@ -369,7 +369,7 @@ def history_of(history: Messages | None, body: dict[str, Any], response: dict[st
 # -- stream ---------------------------------------------------------------------------------
 
 
-class ResponsesWriter:
+class ResponsesWriter(TranslatingWriter):
     """Per-stream state: chat chunks in, the Responses event sequence out.
 
     `response.created` and `response.in_progress` first; each output item is announced
@@ -384,8 +384,6 @@ class ResponsesWriter:
         self.id = new_id("resp")
         self.created = int(time.time())
         self.sequence = 0
-        self.started = False
-        self.passthrough = False
         self.output: list[dict[str, Any]] = []  # finished items
         self.item: dict[str, Any] | None = None  # the open item
         self.tool_items: dict[int, dict[str, Any]] = {}  # chat tool call index -> its item
@@ -460,33 +458,26 @@ class ResponsesWriter:
             )
         return out
 
-    def write(self, chunk: Chunk) -> bytes:
-        if isinstance(chunk, NativeEvent):
-            self.passthrough = True
-            return frame(chunk.event or chunk.get("type"), chunk)
-        out = b"" if self.started else self._start()
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = usage_of(chunk["usage"])
-        for choice, delta in first_choice(chunk):
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if self.item is None or self.item["type"] != "message":
-                    out += self._open(message_item(new_id("msg"), "", status="in_progress"))
-                assert self.item is not None
-                self.item["content"][0]["text"] += text
-                out += self._event(
-                    "response.output_text.delta",
-                    item_id=self.item["id"],
-                    output_index=self._index(),
-                    content_index=0,
-                    delta=text,
-                    logprobs=[],
-                )
-            for call in tool_calls_of(delta):
-                out += self._tool_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return out
+    def _usage(self, usage: dict[str, Any]) -> None:
+        self.usage = usage_of(usage)
+
+    def _text(self, text: str) -> bytes:
+        out = b""
+        if self.item is None or self.item["type"] != "message":
+            out += self._open(message_item(new_id("msg"), "", status="in_progress"))
+        assert self.item is not None
+        self.item["content"][0]["text"] += text
+        return out + self._event(
+            "response.output_text.delta",
+            item_id=self.item["id"],
+            output_index=self._index(),
+            content_index=0,
+            delta=text,
+            logprobs=[],
+        )
+
+    def _finish_reason(self, reason: str) -> None:
+        self.finish_reason = reason
 
     def _tool_delta(self, call: dict[str, Any]) -> bytes:
         out = b""
