@@ -146,8 +146,8 @@ def test_a_whole_answer_merges_streamed_tool_call_pieces(client):
 
 
 def test_a_program_that_exits_without_reading_its_input(client):
-    """The request does not fit the pipe and the program never reads it: its exit code and
-    output still decide the answer (uvloop raised for the closed pipe: a 500)."""
+    """The request does not fit the pipe and the program never reads it (a broken pipe
+    while writing): its exit code and output still decide the answer."""
     big = "x" * 300_000
     for _ in range(10):
         reply = client.chat.completions.create(model="quick", messages=[{"role": "user", "content": big}])
