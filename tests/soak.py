@@ -156,11 +156,18 @@ async def drive(url: str, concurrency: int, seconds: float, disconnects: float, 
     return report
 
 
-def settle(gw: GatewayProcess, upstream: Upstream, timeout: float = 15) -> dict:
+def settle(gw: GatewayProcess, upstream: Upstream, before: dict | None = None, timeout: float = 15) -> dict:
+    """The counts once the traffic is over: no request in flight, no upstream request open
+    and, given the counts from before, no more tasks than then (a task finishing its last
+    write, a ping or a cleanup, a moment after its request, is not a leak; one that is
+    still there after `timeout` is)."""
     deadline = time.monotonic() + timeout
     while True:
         snap = snapshot(gw, upstream)
-        if (snap["requests in flight"] <= 0 and snap["upstream requests open"] == 0) or time.monotonic() > deadline:
+        quiet = snap["requests in flight"] <= 0 and snap["upstream requests open"] == 0
+        if before is not None:
+            quiet = quiet and snap["asyncio tasks"] <= before["asyncio tasks"]
+        if quiet or time.monotonic() > deadline:
             return snap
         time.sleep(0.2)
 
@@ -180,7 +187,7 @@ def run_soak(
                 for level in levels:
                     before = settle(gw, upstream)
                     report = asyncio.run(drive(gw.url, level, seconds, disconnects, faults, seed + level))
-                    report.before, report.after = before, settle(gw, upstream)
+                    report.before, report.after = before, settle(gw, upstream, before)
                     time.sleep(1.0)  # request lines reach the file in half-second batches
                     log = gw.log_text()
                     report.missing_from_log = sum(f"id={rid} " not in log for rid in report.completed_ids)
