@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.runtime.litter import MARKER, stale_dirs
+from app.runtime.litter import MARKER, stale_dirs, sweep_until_settled
 from tests.gateway import gateway_command, pid_gone
 
 EXE = "/opt/app/ai-gateway"
@@ -49,6 +49,33 @@ def test_a_broken_marker_keeps_the_dir(tmp_path):
     odd = extraction_dir(tmp_path, "_MEIodd", pids=("111",))
     assert stale_dirs(tmp_path, own, EXE, alive=lambda pid: False, in_use=set()) == []
     assert odd.exists()
+
+
+def test_a_run_still_winding_down_is_removed_once_it_has_ended(tmp_path):
+    # a killed bootloader's gateway lives on for a moment (it notices, then drains): a
+    # sweep at the next start sees it alive, and a later look must still remove its dir
+    winding_down = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        own = extraction_dir(tmp_path, "_MEIown", executable=sys.executable, pids=(os.getpid(),))
+        left = extraction_dir(tmp_path, "_MEIleft", executable=sys.executable, pids=(winding_down.pid,))
+        started = time.monotonic()
+        ended = subprocess.Popen(
+            [sys.executable, "-c", f"import os,time; time.sleep(0.4); os.kill({winding_down.pid}, 9)"]
+        )
+        removed = sweep_until_settled(own, sys.executable, pauses=[0.2] * 25)
+        ended.wait(5)
+        assert removed == 1 and not left.exists() and own.exists()
+        assert time.monotonic() - started < 5
+    finally:
+        winding_down.kill()
+        winding_down.wait(5)
+
+
+def test_the_looks_end_while_a_run_keeps_running(tmp_path):
+    own = extraction_dir(tmp_path, "_MEIown", executable=sys.executable, pids=(os.getpid(),))
+    running = extraction_dir(tmp_path, "_MEIrunning", executable=sys.executable, pids=(os.getpid(),))
+    assert sweep_until_settled(own, sys.executable, pauses=[0.05] * 3) == 0
+    assert running.exists()
 
 
 def onefile_command() -> list[str] | None:

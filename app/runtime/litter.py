@@ -12,9 +12,11 @@ dir with who it is, and at start removes the dirs of earlier runs when all of th
 - on Linux, no process maps a file from it (its shared libraries would show in
   /proc/*/maps while anything still runs from it).
 
-On Windows a dir in use cannot be deleted (its DLLs are locked): a failed removal is
-skipped, never retried in a loop. It runs on a background thread: the ready line never
-waits for it.
+A run killed a moment ago may still be winding down (its gateway notices the bootloader's
+death within half a second, then drains), so a dir that is ours but still in use is looked
+at again a few times, with growing pauses, for about a minute. On Windows a dir in use
+cannot be deleted (its DLLs are locked): a failed removal waits for the next look too. It
+all runs on a background thread: the ready line never waits for it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -32,6 +35,8 @@ from loguru import logger
 from .lifecycle import onefile_bootloader_pid, process_alive
 
 MARKER = "ai-gateway-run.json"
+# pauses before each further look at dirs of runs still winding down: about a minute in all
+RETRY_PAUSES = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
 
 
 def own_extraction_dir() -> Path | None:
@@ -66,34 +71,42 @@ def linux_mapped_dirs(parent: Path) -> set[str]:
     return found
 
 
-def stale_dirs(parent: Path, own: Path, executable: str, alive: Callable[[int], bool], in_use: set[str]) -> list[Path]:
-    """The dirs under `parent` that the rules above allow removing."""
-    stale: list[Path] = []
+def our_dirs(parent: Path, own: Path, executable: str) -> list[tuple[Path, list[object]]]:
+    """The `_MEI*` dirs under `parent`, other than `own`, whose marker names `executable`,
+    each with the pids the marker records."""
+    found: list[tuple[Path, list[object]]] = []
     try:
         entries = list(parent.iterdir())
     except OSError:
-        return stale
+        return found
     for entry in entries:
-        if not entry.name.startswith("_MEI") or entry.name == own.name or entry.name in in_use:
+        if not entry.name.startswith("_MEI") or entry.name == own.name:
             continue
         if entry.is_symlink() or not entry.is_dir():
             continue
-        marker = entry / MARKER
         try:
-            record = json.loads(marker.read_text(encoding="utf-8"))
+            record = json.loads((entry / MARKER).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # no marker: not ours, or killed before it wrote one
         if not isinstance(record, dict) or record.get("executable") != executable:
             continue
         pids = record.get("pids")
-        if not isinstance(pids, list) or any(not isinstance(p, int) or alive(p) for p in pids):
-            continue
-        stale.append(entry)
-    return stale
+        found.append((entry, pids if isinstance(pids, list) else [None]))
+    return found
 
 
-def sweep(own: Path, executable: str) -> list[Path]:
-    """Removes the stale dirs beside `own`; returns the ones removed."""
+def stale_dirs(parent: Path, own: Path, executable: str, alive: Callable[[int], bool], in_use: set[str]) -> list[Path]:
+    """The dirs under `parent` that the rules above allow removing."""
+    return [
+        entry
+        for entry, pids in our_dirs(parent, own, executable)
+        if entry.name not in in_use and all(isinstance(p, int) and not alive(p) for p in pids)
+    ]
+
+
+def sweep(own: Path, executable: str) -> tuple[list[Path], int]:
+    """Removes the stale dirs beside `own`. Returns the ones removed, and how many of our
+    dirs are left (in use, or not removable yet) for a later look."""
     parent = own.parent
     in_use = linux_mapped_dirs(parent) if sys.platform.startswith("linux") else set()
     removed = []
@@ -103,7 +116,24 @@ def sweep(own: Path, executable: str) -> list[Path]:
             removed.append(entry)
         except OSError as exc:  # locked by a live process (Windows), or not ours to delete
             logger.debug("left {} in place: {}", entry, exc)
-    return removed
+    return removed, len(our_dirs(parent, own, executable))
+
+
+def sweep_until_settled(own: Path, executable: str, pauses: Iterable[float] = RETRY_PAUSES) -> int:
+    """Sweeps now, then again after each pause while dirs of ours are left. A dir of a run
+    that is really running stays for good: the looks end after the last pause. Returns how
+    many dirs were removed."""
+    removed, left = sweep(own, executable)
+    total = len(removed)
+    for pause in pauses:
+        if removed:
+            logger.info("removed {} extraction dir(s) left by killed runs", len(removed))
+        if not left:
+            break
+        time.sleep(pause)
+        removed, left = sweep(own, executable)
+        total += len(removed)
+    return total
 
 
 def start_sweeper() -> threading.Thread | None:
@@ -120,9 +150,7 @@ def start_sweeper() -> threading.Thread | None:
 
     def run() -> None:
         try:
-            removed = sweep(own, sys.executable)
-            if removed:
-                logger.info("removed {} extraction dir(s) left by killed runs", len(removed))
+            sweep_until_settled(own, sys.executable)
         except Exception as exc:  # tidying up must never take the gateway down
             logger.warning("could not tidy the temp dir: {}", exc)
 
