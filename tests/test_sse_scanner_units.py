@@ -188,3 +188,43 @@ def test_passthrough_raises_an_in_band_error_after_the_content_before_it():
     got, exc = run([ev(chunk("a")) + ev({"error": {"message": "overloaded", "code": "busy"}})])
     assert events_of(got[0].data) == [chunk("a")]
     assert isinstance(exc, UpstreamStatusError) and exc.code == "busy" and "overloaded" in exc.message
+
+
+def random_stream(rng) -> bytes:
+    """Events of every kind the scanner tells apart, in random order and framing."""
+    kinds = [
+        lambda: ev(chunk(rng.choice(["a", "data: {x}", '"error"', "usage", "\u00e9\u2028"]))),
+        lambda: ev(chunk("n", usage=None)),
+        lambda: ev({"id": "c", "choices": [], "usage": USAGE}),
+        lambda: b'data: {"choices":[],"usage": null}\n\n',  # spacing the run does not vouch for
+        lambda: b'data: {"choices":[],"usage": {"total_tokens":2}}\n\n',
+        lambda: b": ping\n\n",
+        lambda: b": {a comment that ends like JSON}\n\n",
+        lambda: b"data: " + orjson.dumps(chunk("cr")) + rng.choice([b"\r\r", b"\r\n\r\n"]),
+        lambda: b'event: message\ndata: {"a":\ndata: 1}\n\n',
+        lambda: b"\n",  # a stray line end between events
+        lambda: ev(chunk("\xff")).replace(b"\xc3\xbf", b"\xff"),  # invalid UTF-8 inside
+    ]
+    ending = rng.choice([b"data: [DONE]\n\n", ev({"error": {"message": "boom"}}), b"data: [1]\n\n", b""])
+    return b"".join(rng.choice(kinds)() for _ in range(rng.randrange(0, 30))) + ending
+
+
+def test_the_run_found_without_a_loop_matches_the_event_by_event_scan(monkeypatch):
+    # the same bytes out, and the same end, whether a read's plain run is found by the
+    # whole-read searches or event by event: for random streams cut at random places
+    import random
+
+    import app.sse
+
+    rng = random.Random(20261201)
+    for _ in range(400):
+        stream = random_stream(rng)
+        cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(0, 6)))) if stream else []
+        pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+        fast, fast_scanner = scan(pieces)
+        with monkeypatch.context() as m:
+            m.setattr(app.sse, "_plain_run", lambda buf, stop: 0)
+            slow, slow_scanner = scan(pieces)
+        assert fast == slow, stream
+        for field in ("ended", "error", "problem", "usage"):
+            assert getattr(fast_scanner, field) == getattr(slow_scanner, field), (field, stream)
