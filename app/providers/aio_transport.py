@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -28,7 +29,6 @@ import aiohttp
 import httpx
 import yarl
 from httpx_aiohttp import AiohttpTransport
-from httpx_aiohttp.transport import AiohttpResponseStream
 
 
 def _mapped(exc: BaseException) -> httpx.HTTPError | None:
@@ -67,20 +67,34 @@ def _mapping() -> Iterator[None]:
         raise mapped from exc
 
 
-class _Body(httpx.AsyncByteStream):
-    """The response body, with errors mapped as above while it is read."""
+class RawBody(httpx.AsyncByteStream):
+    """The response body a socket read at a time, as aiohttp gets it, with errors mapped
+    as above. (The package's stream cuts it into 16 KB pieces under two more layers.)"""
 
-    def __init__(self, inner: httpx.AsyncByteStream):
-        self._inner = inner
+    def __init__(self, answer: aiohttp.ClientResponse):
+        self._answer = answer
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        content = self._answer.content
         with _mapping():
-            async for piece in self._inner:
-                yield piece
+            while data := await content.readany():
+                yield data
 
     async def aclose(self) -> None:
         with _mapping():
-            await self._inner.aclose()
+            # back to the pool after a complete body; closed at once before its end
+            await self._answer.__aexit__(None, None, None)
+
+
+@functools.lru_cache(maxsize=256)
+def _wire_url(url: str) -> yarl.URL:
+    """The URL exactly as httpx built it (see handle_async_request); parsed once."""
+    return yarl.URL(url, encoded=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeouts(connect: float | None, read: float | None, pool: float | None) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(sock_connect=connect, sock_read=read, connect=pool)
 
 
 class AiohttpPool(AiohttpTransport):
@@ -105,15 +119,13 @@ class AiohttpPool(AiohttpTransport):
         with _mapping():
             answer = await self.client.request(
                 request.method,
-                yarl.URL(str(request.url), encoded=True),
+                _wire_url(str(request.url)),
                 headers=request.headers.multi_items(),
                 data=data,
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=None,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"), sock_read=timeout.get("read"), connect=timeout.get("pool")
-                ),
+                timeout=_timeouts(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
                 server_hostname=request.extensions.get("sni_hostname"),
             )
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
@@ -122,7 +134,7 @@ class AiohttpPool(AiohttpTransport):
         return httpx.Response(
             status_code=answer.status,
             headers=answer.raw_headers,
-            stream=_Body(AiohttpResponseStream(answer)),
+            stream=RawBody(answer),
             request=request,
             extensions=extensions,
         )

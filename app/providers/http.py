@@ -15,7 +15,7 @@ from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
 from ..sse import MAX_EVENT
-from .aio_transport import AiohttpPool, UpstreamClient
+from .aio_transport import AiohttpPool, RawBody, UpstreamClient
 from .base import decode_json_body, error_from_response, translate_http_errors
 
 # Local upstreams (Ollama, LM Studio, a test server) must never go through a system proxy:
@@ -75,6 +75,15 @@ async def open_stream(
         await finish(response.aclose())
 
 
+def body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes as they arrive. A body without a content coding comes straight
+    from the pool's transport: httpx's decoding and chunking layers have nothing to do on
+    it, and cost a few generator steps per read."""
+    if isinstance(response.stream, RawBody) and "content-encoding" not in response.headers:
+        return response.stream.__aiter__()
+    return response.aiter_bytes()
+
+
 #: a whole answer (or an error's body) is held in memory: an upstream that never stops
 #: sending must not be able to take the gateway's memory with it
 MAX_BODY = 64 * 2**20
@@ -88,7 +97,7 @@ async def read_capped(
     error's body, which is only quoted in part) the first `limit` bytes."""
     parts, size = [], 0
     with translate_http_errors(provider):
-        async for data in response.aiter_bytes():
+        async for data in body_pieces(response):
             size += len(data)
             if size > limit:
                 if truncate:

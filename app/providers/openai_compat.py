@@ -19,7 +19,7 @@ from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..sse import EventScanner, Framed, StreamItem
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
-from .http import iter_events, open_stream, post_json, read_capped
+from .http import body_pieces, iter_events, open_stream, post_json, read_capped
 
 
 class OpenAICompatProvider(Provider):
@@ -89,7 +89,7 @@ class OpenAICompatProvider(Provider):
                 raise UpstreamProtocolError(
                     f"upstream '{self.name}' did not answer with a stream: content type {content_type or 'missing'}"
                 )
-            async for framed in passthrough(response.aiter_bytes(), self.name):
+            async for framed in passthrough(body_pieces(response), self.name):
                 yield framed
 
     # -- the Responses API, passed through when the upstream serves it -------------------
