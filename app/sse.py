@@ -201,28 +201,33 @@ class EventScanner:
 
 
 def _plain_run(buf: bytes, stop: int) -> int:
-    """Where the run of plain events (`data: {...}` on one line, no `"error"`, no `[DONE]`,
-    any `"usage"` null) that opens buf[:stop] ends, at an event boundary: a handful of
-    searches over the bytes, whatever the number of events. The per-event loop takes over
-    from there. A run it cannot vouch for (odd framing, odd spacing) is 0 long."""
+    """Where the run of plain events (`data: {...}` on one line, no `"error"`, any
+    `"usage"` null) that opens buf[:stop] ends, at an event boundary: four or five
+    searches over the bytes, whatever the number of events. The per-event loop takes
+    over from there (the usage chunk, `[DONE]`, anything odd). A run it cannot vouch for
+    is 0 long, and the loop looks at every event."""
     cut = stop
-    for marker in (b'"error"', b"[DONE]", b'"usage":{'):
-        at = buf.find(marker, 0, cut)
-        if at >= 0:
-            cut = at
-    if buf.count(b'"usage"', 0, cut) != buf.count(b'"usage":null', 0, cut):
-        return 0  # a usage written some other way: each event is looked at
+    last = buf.rfind(b"\n\n", 0, stop - 2)
+    last = last + 2 if last >= 0 else 0  # where the last event starts
+    if buf.startswith(b"data: [DONE]", last):  # how a stream's last read ends
+        cut = last
+    at = buf.find(b'"error"', 0, cut)
+    if at >= 0:
+        cut = at
+    at = buf.find(b'"usage"', 0, cut)
+    if at >= 0:  # OpenAI writes "usage":null in each chunk when asked for usage, then one object
+        whole = buf.find(b'"usage":{', at, cut)
+        if whole >= 0:
+            cut = whole
+        if buf.count(b'"usage"', at, cut) != buf.count(b'"usage":null', at, cut):
+            cut = at  # a usage written some other way
     end = buf.rfind(b"\n\n", 0, cut) + 2
-    if end < 2:
+    if end < len(b"data: {}\n\n") or not buf.startswith(b"data: {") or buf[end - 3] != 0x7D:  # "}"
         return 0
-    events = buf.count(b"\n\n", 0, end)
-    plain = (
-        buf.startswith(b"data: {")
-        and buf.count(b"\n", 0, end) == 2 * events  # every line end is half of a boundary
-        and buf.count(b"}\n\n", 0, end) == events  # each event ends its JSON object
-        and buf.count(b"\n\ndata: {", 0, end) == events - 1  # and the next opens one
-    )
-    return end if plain else 0
+    # every line end in the run belongs to a boundary `}\n\ndata: {` between two events,
+    # or to the run's last `}\n\n`: so each event is one line, `data: {...}`
+    lines = buf.count(b"\n", 0, end)
+    return end if lines == 2 * buf.count(b"}\n\ndata: {", 0, end) + 2 else 0
 
 
 def _fields(raw: bytes) -> tuple[bytes, bytes | None]:
