@@ -68,8 +68,8 @@ class EventScanner:
     the upstream's business and are dropped; the gateway sends its own heartbeats.
 
     Cost: a run of plain events costs a few substring searches over the whole read and goes
-    out as one slice of it; an event after the run costs a few searches of its own. Only events holding `"error"`, a non-null `"usage"`, or
-    other framing are decoded."""
+    out as one slice of it; an event after the run costs a few searches of its own. Only
+    events holding `"error"`, a non-null `"usage"`, or other framing are decoded."""
 
     def __init__(self, max_event: int = MAX_EVENT):
         self.max_event = max_event

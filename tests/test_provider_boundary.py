@@ -164,12 +164,49 @@ def test_open_stream_closes_the_response_however_the_block_ends():
             )
         )
         with pytest.raises(UpstreamError):
-            async with open_stream(client, client.build_request("POST", "http://up.test/x"), "up") as response:
+            async with open_stream(client, "http://up.test/x", b"{}", {}, "up") as response:
                 async for _ in iter_events(response, "up"):
                     raise UpstreamProtocolError("the consumer gave up")
 
     asyncio.run(run())
     assert closed == [True]
+
+
+def test_the_shared_pool_keeps_no_upstream_cookie_over_a_real_socket():
+    """The pool's own HTTP client (aiohttp) keeps cookies by default for any host that is
+    not an IP address: `localhost` here, api.openai.com out there."""
+    from app.config import Timeouts
+    from app.providers.http import new_client, read_capped, send_post
+
+    seen: list[str | None] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while head := await reader.readuntil(b"\r\n\r\n"):
+            lines = head.decode().split("\r\n")
+            headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+            seen.append(headers.get("cookie"))
+            await reader.readexactly(int(headers.get("content-length", "0")))
+            writer.write(b"HTTP/1.1 200 OK\r\nset-cookie: session=user-a; Path=/\r\ncontent-length: 2\r\n\r\n{}")
+            await writer.drain()
+
+    async def run() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        url = f"http://localhost:{server.sockets[0].getsockname()[1]}/v1/x"
+        client = new_client(Timeouts())
+        try:
+            for _ in range(2):  # the short way to a loopback upstream
+                response = await send_post(client, url, b"{}", {}, "up")
+                await read_capped(response, "up")
+                await response.aclose()
+            for _ in range(2):  # httpx's whole way, through the same pool
+                request = client.build_request("POST", url, content=b"{}")
+                await client.send(request, follow_redirects=True)
+        finally:
+            await client.aclose()
+            server.close()
+
+    asyncio.run(run())
+    assert seen == [None, None, None, None]
 
 
 def test_the_shared_client_keeps_no_upstream_cookie():

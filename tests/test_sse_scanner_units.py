@@ -220,7 +220,7 @@ def test_the_run_found_without_a_loop_matches_the_event_by_event_scan(monkeypatc
     for _ in range(400):
         stream = random_stream(rng)
         cuts = sorted(rng.sample(range(1, len(stream)), min(len(stream) - 1, rng.randrange(0, 6)))) if stream else []
-        pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+        pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         fast, fast_scanner = scan(pieces)
         with monkeypatch.context() as m:
             m.setattr(app.sse, "_plain_run", lambda buf, stop: 0)

@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import functools
 import ssl
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -104,29 +104,61 @@ class AiohttpPool(AiohttpTransport):
         super().__init__(verify=verify, limits=limits, trust_env=True)
         self.max_connections = limits.max_connections or 256
 
+    def get_client(self) -> aiohttp.ClientSession:
+        """The pool's session. Without a cookie jar: one session serves every user's
+        requests, so a cookie an upstream sets for one must never ride along on another's
+        (aiohttp keeps them by default, for every host that is not an IP address)."""
+        connector = aiohttp.TCPConnector(
+            keepalive_timeout=self.limits.keepalive_expiry, ssl=self.ssl_context, limit=self.max_connections
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """The package's request, but with the URL sent exactly as httpx built it: given as
-        text, aiohttp would normalise it and decode escapes such as %3A in a path (a model
-        id in Gemini's `/models/<id>:method`), so the upstream would see another path."""
-        if not isinstance(self.client, aiohttp.ClientSession):
-            self.client = self.get_client()
+        """httpx's request through the pool (see `exchange`)."""
         timeout = request.extensions.get("timeout", {})
         try:
             data: Any = request.content or None
         except httpx.RequestNotRead:
             data = request.stream
             request.headers.pop("transfer-encoding", None)  # aiohttp frames the body itself
+        return await self.exchange(
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            data,
+            _timeouts(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
+            request.extensions.get("sni_hostname"),
+            request,
+        )
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        headers: Any,
+        data: Any,
+        timeout: aiohttp.ClientTimeout,
+        server_hostname: str | None = None,
+        request: httpx.Request | None = None,
+    ) -> httpx.Response:
+        """One request; the answer as an httpx response whose body is still to be read.
+
+        The URL goes out exactly as httpx built it: given as text, aiohttp would normalise
+        it and decode escapes such as %3A in a path (a model id in Gemini's
+        `/models/<id>:method`), so the upstream would see another path."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
         with _mapping():
             answer = await self.client.request(
-                request.method,
-                _wire_url(str(request.url)),
-                headers=request.headers.multi_items(),
+                method,
+                _wire_url(url),
+                headers=headers,
                 data=data,
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=None,
-                timeout=_timeouts(timeout.get("connect"), timeout.get("read"), timeout.get("pool")),
-                server_hostname=request.extensions.get("sni_hostname"),
+                timeout=timeout,
+                server_hostname=server_hostname,
             )
         extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
         if answer.reason:
@@ -177,6 +209,11 @@ class UpstreamClient(httpx.AsyncClient):
     def __init__(self, *, transport: AiohttpPool, **kwargs: Any):
         super().__init__(transport=transport, **kwargs)
         self.pool = transport
+        self._merged_headers: dict[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]] = {}
+
+    def direct(self, url: httpx.URL) -> bool:
+        """True when a request to `url` may skip httpx's machinery (see the class)."""
+        return url.host in LOOPBACK_HOSTS and not self.is_closed and self.auth is None and not self.follow_redirects
 
     async def send(
         self,
@@ -187,12 +224,9 @@ class UpstreamClient(httpx.AsyncClient):
         follow_redirects: Any = httpx.USE_CLIENT_DEFAULT,
     ) -> httpx.Response:
         if (
-            request.url.host not in LOOPBACK_HOSTS
-            or self.is_closed
-            or self.auth is not None
+            not self.direct(request.url)
             or auth is not httpx.USE_CLIENT_DEFAULT
             or follow_redirects not in (httpx.USE_CLIENT_DEFAULT, False)
-            or self.follow_redirects
         ):
             return await super().send(request, stream=stream, auth=auth, follow_redirects=follow_redirects)
         response = await self.pool.handle_async_request(request)
@@ -203,3 +237,22 @@ class UpstreamClient(httpx.AsyncClient):
                 await response.aclose()
                 raise
         return response
+
+    async def open_post(self, url: httpx.URL, content: bytes, headers: Mapping[str, str]) -> httpx.Response:
+        """POST `content`; the answer's body is still to be read. A loopback upstream's
+        request is not even built as an httpx request: the client's headers and the
+        caller's are merged once per set of headers."""
+        if not self.direct(url):
+            return await self.send(self.build_request("POST", url, content=content, headers=headers), stream=True)
+        timeout = _timeouts(self.timeout.connect, self.timeout.read, self.timeout.pool)
+        return await self.pool.exchange("POST", str(url), self._merged(tuple(headers.items())), content, timeout)
+
+    def _merged(self, headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+        merged = self._merged_headers.get(headers)
+        if merged is None:
+            if len(self._merged_headers) >= 64:  # a caller whose headers vary per request
+                self._merged_headers.clear()
+            combined = httpx.Headers(self.headers)
+            combined.update(dict(headers))
+            merged = self._merged_headers[headers] = tuple(combined.multi_items())
+        return merged

@@ -46,10 +46,9 @@ class AnthropicProvider(Provider):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         translator = StreamTranslator(self.name, model, include_usage)
-        request = self.client.build_request(
-            "POST", self.url, content=self._request(body, model, stream=True), headers=self.headers
-        )
-        async with open_stream(self.client, request, self.name) as response:
+        async with open_stream(
+            self.client, self.url, self._request(body, model, stream=True), self.headers, self.name
+        ) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
                     continue
@@ -93,10 +92,9 @@ class AnthropicProvider(Provider):
     async def native_stream(
         self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
     ) -> AsyncGenerator[Chunk, None]:
-        request = self.client.build_request(
-            "POST", self.url, content=self._native_body(body, model, stream=True), headers=self._native_headers(headers)
-        )
-        async with open_stream(self.client, request, self.name) as response:
+        async with open_stream(
+            self.client, self.url, self._native_body(body, model, stream=True), self._native_headers(headers), self.name
+        ) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
                     continue

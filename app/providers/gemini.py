@@ -63,13 +63,13 @@ class GeminiProvider(Provider):
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
         translator = GeminiStreamTranslator(self.name, model, include_usage, self.signatures)
-        request = self.client.build_request(
-            "POST",
+        async with open_stream(
+            self.client,
             self.url(model, "streamGenerateContent") + "?alt=sse",
-            content=orjson.dumps(to_gemini_request(body, self.signatures)),
-            headers=self.headers,
-        )
-        async with open_stream(self.client, request, self.name) as response:
+            orjson.dumps(to_gemini_request(body, self.signatures)),
+            self.headers,
+            self.name,
+        ) as response:
             async for _event, data in iter_events(response, self.name):
                 if data is None:
                     continue

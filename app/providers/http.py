@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Mapping
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
@@ -57,15 +58,36 @@ def new_client(timeouts: Timeouts, max_connections: int = 256) -> httpx.AsyncCli
     )
 
 
+@functools.lru_cache(maxsize=256)
+def parsed_url(url: str) -> httpx.URL | str:
+    """`url` parsed once: httpx parses a URL given as text on every request. One it cannot
+    parse stays text, to fail when used as an unreachable upstream, as before."""
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL:
+        return url
+
+
+async def send_post(
+    client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: Mapping[str, str], provider: str
+) -> httpx.Response:
+    """POST; the answer with its body still to be read. The shared client takes its short
+    way to loopback upstreams; any other client (a test's) takes httpx's."""
+    if isinstance(url, str):
+        url = parsed_url(url)
+    with translate_http_errors(provider):
+        if isinstance(client, UpstreamClient) and isinstance(url, httpx.URL):
+            return await client.open_post(url, content, headers)
+        return await client.send(client.build_request("POST", url, content=content, headers=headers), stream=True)
+
+
 @contextlib.asynccontextmanager
 async def open_stream(
-    client: httpx.AsyncClient, request: httpx.Request, provider: str
+    client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: Mapping[str, str], provider: str
 ) -> AsyncIterator[httpx.Response]:
-    """Send a streamed request; an error status becomes our error; always closes the response.
-
-    Leaving the block on cancellation closes the upstream connection at once."""
-    with translate_http_errors(provider):
-        response = await client.send(request, stream=True)
+    """POST for a streamed answer; an error status becomes our error; always closes the
+    response. Leaving the block on cancellation closes the upstream connection at once."""
+    response = await send_post(client, url, content, headers, provider)
     try:
         if response.status_code >= 300:
             content = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
@@ -150,12 +172,10 @@ async def iter_events(response: httpx.Response, provider: str) -> AsyncIterator[
 
 
 async def post_json(
-    client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: dict[str, str], provider: str
+    client: httpx.AsyncClient, url: httpx.URL | str, content: bytes, headers: Mapping[str, str], provider: str
 ) -> dict[str, Any]:
     """POST and return the JSON object of a successful answer."""
-    with translate_http_errors(provider):
-        request = client.build_request("POST", url, content=content, headers=headers)
-        response = await client.send(request, stream=True)
+    response = await send_post(client, url, content, headers, provider)
     try:
         if response.status_code >= 300:
             body = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)

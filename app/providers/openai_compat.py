@@ -6,7 +6,6 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
 
@@ -19,7 +18,7 @@ from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..sse import EventScanner, Framed, StreamItem
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
-from .http import body_pieces, iter_events, open_stream, post_json, read_capped
+from .http import body_pieces, iter_events, open_stream, parsed_url, post_json, read_capped
 
 
 class OpenAICompatProvider(Provider):
@@ -69,13 +68,13 @@ class OpenAICompatProvider(Provider):
         return await post_json(self.client, self.url("/embeddings", model), orjson.dumps(out), self.headers, self.name)
 
     async def stream(self, body: dict[str, Any], model: str) -> AsyncGenerator[StreamItem, None]:
-        request = self.client.build_request(
-            "POST",
+        async with open_stream(
+            self.client,
             self.url("/chat/completions", model),
-            content=self.request_body(body, model, stream=True),
-            headers=self.headers,
-        )
-        async with open_stream(self.client, request, self.name) as response:
+            self.request_body(body, model, stream=True),
+            self.headers,
+            self.name,
+        ) as response:
             content_type = response.headers.get("content-type", "")
             if content_type.startswith("application/json"):
                 # some servers ignore `stream` and answer at once; replay it as chunks
@@ -110,13 +109,13 @@ class OpenAICompatProvider(Provider):
     async def native_stream(
         self, dialect: str, body: dict[str, Any], model: str, headers: Mapping[str, str] | None = None
     ) -> AsyncGenerator[Chunk, None]:
-        request = self.client.build_request(
-            "POST",
+        async with open_stream(
+            self.client,
             self.url("/responses", model),
-            content=self.request_body(body, model, stream=True),
-            headers=self.headers,
-        )
-        async with open_stream(self.client, request, self.name) as response:
+            self.request_body(body, model, stream=True),
+            self.headers,
+            self.name,
+        ) as response:
             async for event, data in iter_events(response, self.name):
                 if data is None:
                     continue
@@ -156,16 +155,6 @@ async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncItera
     if scanner.ended == "malformed":
         raise UpstreamProtocolError(f"upstream '{provider}' sent {scanner.problem}")
     raise UpstreamProtocolError(f"upstream '{provider}' ended the stream before [DONE]")
-
-
-@functools.lru_cache(maxsize=256)
-def parsed_url(url: str) -> httpx.URL | str:
-    """`url` parsed once: httpx parses a URL given as text on every request. One it cannot
-    parse stays text, to fail when used as an unreachable upstream, as before."""
-    try:
-        return httpx.URL(url)
-    except httpx.InvalidURL:
-        return url
 
 
 def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
