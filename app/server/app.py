@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import re
-import uuid
 from collections.abc import AsyncIterator
 from typing import cast
 
@@ -29,7 +29,7 @@ from ..errors import (
 from .accounting import RequestRecord
 from .dialect_routes import error_payload, is_anthropic_path, register_dialect_routes
 from .guard import Guard
-from .lean import GatewaySanic
+from .lean import GatewaySanic, Response
 from .routes import json_response, register_routes, unknown_route
 from .state import Gateway
 from .status import PAGE_PATH, register_status_routes
@@ -84,7 +84,7 @@ def request_id(request: Request) -> str:
     rid = getattr(request.ctx, "request_id", None)
     if rid is None:
         given = request.headers.get("x-request-id", "")
-        rid = given if _SAFE_REQUEST_ID.match(given) else "req-" + uuid.uuid4().hex
+        rid = given if _SAFE_REQUEST_ID.match(given) else "req-" + os.urandom(16).hex()
         request.ctx.request_id = rid
     return rid
 
@@ -158,9 +158,9 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
     origin = request.headers.get("origin")
     if request.method == "OPTIONS":
         if origin is None:
-            return HTTPResponse(status=204, headers={"allow": "GET, POST, OPTIONS"})
+            return Response(status=204, headers={"allow": "GET, POST, OPTIONS"})
         guard.check_origin(origin)
-        return HTTPResponse(
+        return Response(
             status=204, headers=guard.preflight_headers(origin, request.headers.get("access-control-request-headers"))
         )
     guard.check_origin(origin)
@@ -221,7 +221,7 @@ def create_app(gateway: Gateway) -> Sanic:
     # preflights are answered by the guard; these routes only make OPTIONS routable
     @app.route("/<path:path>", methods=["OPTIONS"], name="preflight")
     async def preflight(request: Request, path: str) -> HTTPResponse:
-        return HTTPResponse(status=204)
+        return Response(status=204)
 
     register_routes(app, gateway)
     register_dialect_routes(app, gateway)

@@ -17,35 +17,69 @@ NOT_RECORDED = frozenset({"/", "/admin/status"})
 
 
 class RecentRequests:
+    """Keeps each request as a tuple; the dicts (and the timestamps as text) are made only
+    when the status page asks, not on every request."""
+
     def __init__(self, size: int = 50):
-        self._ring: deque[dict[str, Any]] = deque(maxlen=size)
+        self._ring: deque[tuple[Any, ...]] = deque(maxlen=size)
 
     def add(self, record: RequestRecord, latency_ms: float) -> None:
         if record.path in NOT_RECORDED:
             return
-        finished = time.time()
-        tokens = None
-        if record.prompt_tokens is not None or record.completion_tokens is not None:
-            tokens = {"prompt": record.prompt_tokens, "completion": record.completion_tokens}
         self._ring.append(
-            {
-                "time": dt.datetime.fromtimestamp(finished - latency_ms / 1000, dt.UTC).isoformat(
-                    timespec="milliseconds"
-                ),
-                "request_id": record.request_id,
-                "method": record.method,
-                "path": record.path,
-                "model": record.model,
-                "target": record.target,
-                "stream": record.stream,
-                "status": record.status,
-                "ms": round(latency_ms, 1),
-                "ttfb_ms": round(record.first_byte_ms, 1) if record.first_byte_ms is not None else None,
-                "tokens": tokens,
-                "client_left": record.disconnected,
-                "error": record.error,
-            }
+            (
+                time.time() - latency_ms / 1000,
+                latency_ms,
+                record.request_id,
+                record.method,
+                record.path,
+                record.model,
+                record.target,
+                record.stream,
+                record.status,
+                record.first_byte_ms,
+                record.prompt_tokens,
+                record.completion_tokens,
+                record.disconnected,
+                record.error,
+            )
         )
 
     def newest_first(self) -> list[dict[str, Any]]:
-        return list(reversed(self._ring))
+        return [_entry(*kept) for kept in reversed(self._ring)]
+
+
+def _entry(
+    started: float,
+    latency_ms: float,
+    request_id: str,
+    method: str,
+    path: str,
+    model: str | None,
+    target: str | None,
+    stream: bool,
+    status: int | None,
+    first_byte_ms: float | None,
+    prompt_tokens: int | None,
+    completion_tokens: int | None,
+    disconnected: bool,
+    error: str | None,
+) -> dict[str, Any]:
+    tokens = None
+    if prompt_tokens is not None or completion_tokens is not None:
+        tokens = {"prompt": prompt_tokens, "completion": completion_tokens}
+    return {
+        "time": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(timespec="milliseconds"),
+        "request_id": request_id,
+        "method": method,
+        "path": path,
+        "model": model,
+        "target": target,
+        "stream": stream,
+        "status": status,
+        "ms": round(latency_ms, 1),
+        "ttfb_ms": round(first_byte_ms, 1) if first_byte_ms is not None else None,
+        "tokens": tokens,
+        "client_left": disconnected,
+        "error": error,
+    }

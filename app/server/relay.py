@@ -24,6 +24,7 @@ from ..errors import GatewayError, GatewayStopping
 from ..routing.router import OpenStream
 from ..wire import Chunk, error_body
 from .accounting import RequestRecord
+from .lean import Response
 
 
 class ChatWriter:
@@ -118,15 +119,14 @@ async def relay_stream(
     response = None
     try:
         response = await request.respond(
-            status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers}
+            Response(status=200, content_type="text/event-stream", headers={**sse.HEADERS, **headers})
         )
         record.status = 200
         heartbeat = Heartbeat(response, heartbeat_interval)
         heartbeat.start()
         ending = await _pump(stream, response, record, heartbeat, redact, writer)
-        await response.send(ending)
+        await response.send(ending, end_stream=True)  # the closing event and the end: one write
         record.answered = True
-        await response.eof()
     except asyncio.CancelledError:
         if stopping() and response is not None:  # not the client leaving: tell it why the answer ends
             with contextlib.suppress(Exception):

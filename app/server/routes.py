@@ -17,13 +17,14 @@ from .. import wire
 from ..errors import ConfigError, GatewayError, InvalidRequest, NotFound
 from ..text import header_value
 from .bodies import check_chat_request, check_embeddings_request, parse_json_object
+from .lean import Response
 from .procstats import process_stats
 from .relay import relay_stream
 from .state import Gateway
 
 
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> HTTPResponse:
-    return HTTPResponse(orjson.dumps(payload), status=status, headers=headers, content_type="application/json")
+    return Response(orjson.dumps(payload), status=status, headers=headers, content_type="application/json")
 
 
 def target_headers(target_label: str) -> dict[str, str]:
