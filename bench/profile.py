@@ -5,7 +5,7 @@ mode with wrk, records the gateway with py-spy, and prints each component's shar
 samples and of the CPU per request. A sample counts for the innermost frame that belongs to
 a known component (C calls such as orjson's count for the Python frame that made them).
 
-    python bench/profile.py [--mode json|sse] [--connections 16] [--seconds 8]
+    python bench/profile.py [--mode json|sse|long] [--connections 16] [--seconds 8] [--target gateway|floor]
 
 Needs py-spy (pip install py-spy), nginx and wrk; py-spy needs ptrace rights (root, or
 kernel.yama.ptrace_scope = 0).
@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import TARGET_CORE, cpu_seconds, pin, run_wrk, start_gateway, start_upstream, wrk_script
+from bench import TARGET_CORE, cpu_seconds, pin, run_wrk, start_floor, start_gateway, start_upstream, wrk_script
 
 #: (component, path fragments), innermost match wins; order decides between overlapping ones
 COMPONENTS = [
@@ -66,6 +66,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--target", default="gateway", choices=["gateway", "floor"], help="the floor: to see what its CPU goes to"
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk", "py-spy"):
         if shutil.which(tool) is None and not (Path(sys.executable).parent / tool).exists():
@@ -76,7 +79,7 @@ def main() -> None:
         tmp = Path(tmpdir)
         upstream, nginx = start_upstream(tmp)
         try:
-            gw = start_gateway(tmp, upstream)
+            gw = (start_gateway if args.target == "gateway" else start_floor)(tmp, upstream)
             try:
                 pin(gw.pid, TARGET_CORE)
                 script = tmp / "load.lua"

@@ -67,6 +67,7 @@ class OpenStream:
         self._rest = rest
         self._idle = idle
         self._deadline = deadline
+        self._ended = False
 
     def __aiter__(self) -> AsyncIterator[StreamItem]:
         return self._chunks()
@@ -80,6 +81,7 @@ class OpenStream:
                 async with asyncio.timeout_at(self._deadline.within(self._idle)):
                     chunk = await anext(self._rest)
             except StopAsyncIteration:
+                self._ended = True
                 return
             except TimeoutError:
                 err = UpstreamTimeout(
@@ -92,8 +94,14 @@ class OpenStream:
                 raise
             yield chunk
 
+    @property
+    def ended(self) -> bool:
+        """The upstream stream ran to its end: it has closed itself, nothing is left to close."""
+        return self._ended
+
     async def aclose(self) -> None:
-        await finish(self._rest.aclose())
+        if not self._ended:
+            await finish(self._rest.aclose())
 
 
 class Router:

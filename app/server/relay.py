@@ -135,7 +135,8 @@ async def relay_stream(
                 await response.eof()
         raise
     finally:
-        await finish(stream.aclose())
+        if not stream.ended:  # one that ran to its end closed itself on the way out
+            await finish(stream.aclose())
 
 
 async def _pump(
