@@ -13,14 +13,18 @@ event with no registered handler is not dispatched at all.
 Headers. Sanic strips CR, LF and NUL from each header name and value of a response with
 `str.translate`, a dict lookup per character: about 6 us for a streamed answer's headers.
 `Response` does the same, but only for a value that holds a character that is not
-printable (CR, LF and NUL are not); a clean value goes out as it is.
+printable (CR, LF and NUL are not); a clean value goes out as it is. It also leaves out
+the empty `alt-svc` header without copying the headers first, as protocol.py must for
+responses Sanic makes itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from sanic import HTTPResponse, Sanic
+from sanic.helpers import has_message_body
 from sanic.response.types import HEADER_TRANSLATION_TABLE
 from sanic.signals import Event
 
@@ -55,7 +59,18 @@ def _clean_header(value: str) -> str:
 
 
 class Response(HTTPResponse):
-    """Sanic's response, with the header cleaning above; every response the gateway makes."""
+    """Sanic's response, for every response the gateway makes: its headers are cleaned as
+    above, and the empty `alt-svc` Sanic adds to each is left out (its start-up rewriting,
+    which a frozen build cannot run, would remove it; see protocol.py)."""
 
     __slots__ = ()
-    _sanitize_header_value = staticmethod(_clean_header)
+
+    @property
+    def processed_headers(self) -> Iterator[tuple[bytes, bytes]]:
+        if has_message_body(self.status):
+            self.headers.setdefault("content-type", self.content_type)
+        return (
+            (_clean_header(name).encode("ascii"), _clean_header(f"{value}").encode(errors="surrogateescape"))
+            for name, value in self.headers.items()
+            if value != "" or name != "alt-svc"
+        )

@@ -18,6 +18,8 @@ from sanic.exceptions import BadURL
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
+from .lean import Response
+
 
 class _HeadersWithoutEmptyAltSvc(Header):
     def __setitem__(self, key: str, value: str) -> None:
@@ -29,7 +31,11 @@ class _HeadersWithoutEmptyAltSvc(Header):
 class GatewayHttp(Http):
     async def http1_response_header(self, data: bytes, end_stream: bool) -> None:
         response = self.response
-        if response is not None and not isinstance(response.headers, _HeadersWithoutEmptyAltSvc):
+        if (
+            response is not None
+            and not isinstance(response, Response)  # leaves it out itself, without a copy
+            and not isinstance(response.headers, _HeadersWithoutEmptyAltSvc)
+        ):
             response.headers = _HeadersWithoutEmptyAltSvc(response.headers)
         await super().http1_response_header(data, end_stream)
 
