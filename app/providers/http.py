@@ -90,8 +90,8 @@ async def open_stream(
     response = await send_post(client, url, content, headers, provider)
     try:
         if response.status_code >= 300:
-            content = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
-            raise error_from_response(provider, response.status_code, response.headers, content)
+            body = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
+            raise error_from_response(provider, response.status_code, response.headers, body)
         yield response
     finally:
         await finish(response.aclose())

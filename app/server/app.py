@@ -52,19 +52,36 @@ class GatewayRequest(Request):
         declared = self.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge("The request body is too large")
-        parts, size = [], 0
+        if self._body_arrived():  # reading it cannot wait: no deadline to keep
+            self.body = await self._read_body(limit)
+            return
         try:
             async with asyncio.timeout(self.app.config.REQUEST_TIMEOUT):
-                async for data in cast(AsyncIterator[bytes], self.stream):
-                    size += len(data)
-                    if size > limit:
-                        self._close_after_answer()
-                        raise PayloadTooLarge("The request body is too large")
-                    parts.append(data)
+                self.body = await self._read_body(limit)
         except TimeoutError:
             self._close_after_answer()
             raise RequestTimeout("The request body arrived too slowly") from None
-        self.body = b"".join(parts)
+
+    async def _read_body(self, limit: int) -> bytes:
+        parts, size = [], 0
+        async for data in cast(AsyncIterator[bytes], self.stream):
+            size += len(data)
+            if size > limit:
+                self._close_after_answer()
+                raise PayloadTooLarge("The request body is too large")
+            parts.append(data)
+        return b"".join(parts)
+
+    def _body_arrived(self) -> bool:
+        """True when the whole body (of a declared length) came with the head, as a small
+        one does: it is in Sanic's buffer already."""
+        http = self.stream
+        return (
+            isinstance(http, Http)
+            and http.request_body is True
+            and not http.expecting_continue
+            and len(http.recv_buffer) >= http.request_bytes_left
+        )
 
     def _close_after_answer(self) -> None:
         """The rest of an unread body is still on the way: the connection cannot carry a
