@@ -428,7 +428,7 @@ def report(
         f"{'mode':<22}{'conns':>6}"
         + "".join(f"{n + ' req/s':>15}" for n in names)
         + "".join(f"{n + ' CPU ms/req':>20}" for n in names)
-        + f"{'p50 ms (gw)':>13}{'errors':>8}"
+        + f"{'p50 ms (gw)':>13}{'errors ' + '/'.join(n[:2] for n in names):>16}"
     )
     print(header)
     print("-" * len(header))
@@ -438,8 +438,9 @@ def report(
             row += "".join(f"{median(results[mode, conns, n], 'rps'):>15.0f}" for n in names)
             row += "".join(f"{median(results[mode, conns, n], 'cpu_ms'):>20.3f}" for n in names)
             first = results[mode, conns, names[0]]
-            errors = sum(s.errors for n in names for s in results[mode, conns, n])
-            row += f"{median(first, 'p50'):>13.2f}{errors:>8.0f}"
+            # per target (gw/fl/po): wrk counts non-2xx answers and socket errors
+            errors = "/".join(f"{sum(s.errors for s in results[mode, conns, n]):.0f}" for n in names)
+            row += f"{median(first, 'p50'):>13.2f}{errors:>16}"
             print(row)
     print()
     if "gateway" in names:

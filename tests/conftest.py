@@ -162,10 +162,15 @@ def gateway_counts(gw: GatewayProcess, upstream: Upstream) -> dict[str, int]:
         "inflight requests": stats["inflight_requests"],
         "asyncio tasks": stats["asyncio_tasks"],
         "upstream requests open": upstream.busy_connections,
+        # checked out of the pool: an upstream response nobody reads and nobody closed
+        "upstream connections in use": (stats["upstream_pool"] or {}).get("active", 0),
     }
     if stats["open_fds"] is not None:
-        # each upstream connection is one descriptor; idle ones may stay pooled, the rest may not
-        counts["descriptors besides upstream"] = stats["open_fds"] - upstream.open_connections
+        # each upstream connection is one descriptor; idle ones may stay pooled, the rest may
+        # not. The gateway's own pool says how many it holds (the upstream's count would
+        # include the connections of the other gateways the tests start and stop)
+        pool = stats["upstream_pool"] or {}
+        counts["descriptors besides upstream"] = stats["open_fds"] - pool.get("active", 0) - pool.get("idle", 0)
     return counts
 
 

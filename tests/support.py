@@ -21,6 +21,16 @@ def collect(stream) -> tuple[str, list]:
     return text, chunks
 
 
+def wait_until(predicate, timeout: float = 5) -> bool:
+    """True once `predicate()` holds, False if it still does not after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def wait_for_request(upstream, key: str, timeout: float = 5):
     """The upstream's record of the request for model `key`, once it has arrived."""
     deadline = time.monotonic() + timeout

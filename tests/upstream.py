@@ -56,6 +56,8 @@ class Upstream:
         self.seen: list[Seen] = []
         self.counts: dict[str, int] = defaultdict(int)
         self.open_connections = 0
+        #: connections ever accepted: a gateway that reuses its connections opens few
+        self.accepted_connections = 0
         #: connections in the middle of a request (an idle keep-alive one is not counted)
         self.busy_connections = 0
         self._loop = asyncio.new_event_loop()
@@ -108,6 +110,7 @@ class Upstream:
     # -- HTTP/1.1 ------------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.open_connections += 1
+        self.accepted_connections += 1
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -269,6 +272,14 @@ class Scenario:
             await self.events(sse_events(f"openai_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "slow-end":  # [DONE] first, the end of the chunked body a moment later
+            await self.events(sse_events("openai_text.sse"))
+            await asyncio.sleep(0.02)
+            await self.end_chunks()
+            return True
+        if k == "never-ends":  # [DONE], then a body that never ends (the connection cannot be reused)
+            await self.events(sse_events("openai_text.sse"))
+            return await self.hang()
         if k == "endless-line":  # one event that never ends: up to 300 MB without a line break
             return await self.endless_line()
         if k == "huge-json":  # a whole answer of 300 MB (until the peer gives up on it)
@@ -484,6 +495,11 @@ class Scenario:
                 await self.chunk(events[3])
                 await asyncio.sleep(0.02)
             return False
+        if k == "slow-end":
+            await self.events(sse_events("anthropic_text.sse"))
+            await asyncio.sleep(0.02)
+            await self.end_chunks()
+            return True
         if k == "error-midstream":
             await self.events(sse_events("anthropic_error_midstream.sse"))
             await self.end_chunks()

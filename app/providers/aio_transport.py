@@ -85,6 +85,24 @@ class RawBody(httpx.AsyncByteStream):
             # back to the pool after a complete body; closed at once before its end
             await self._answer.__aexit__(None, None, None)
 
+    async def drain(self, seconds: float, limit: int) -> None:
+        """Reads what is left of a body whose content has all been used: an SSE stream
+        ends its last event before its chunked encoding ends, and a connection is only
+        reused once the body is complete. Bounded in time and bytes; any failure leaves
+        the body incomplete, and its connection is closed as before."""
+        content = self._answer.content
+        if content.at_eof():
+            return
+        size = 0
+        try:
+            async with asyncio.timeout(seconds):
+                while data := await content.readany():
+                    size += len(data)
+                    if size > limit:
+                        return
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
+            return
+
 
 @functools.lru_cache(maxsize=256)
 def _wire_url(url: str) -> yarl.URL:

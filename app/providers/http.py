@@ -93,8 +93,18 @@ async def open_stream(
             body = await read_capped(response, provider, MAX_ERROR_BODY, truncate=True)
             raise error_from_response(provider, response.status_code, response.headers, body)
         yield response
+        # the block ended normally, so the upstream finished its answer: what is left of
+        # the body (the end of its chunked encoding) is read, and the connection serves the
+        # next request instead of a new one (a TLS handshake to a remote API) being opened
+        if isinstance(response.stream, RawBody):
+            await response.stream.drain(DRAIN_SECONDS, DRAIN_BYTES)
     finally:
         await finish(response.aclose())
+
+
+#: what a finished stream may still send before its connection is given up for reuse
+DRAIN_SECONDS = 0.25
+DRAIN_BYTES = 64 * 1024
 
 
 def body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
