@@ -36,3 +36,58 @@ def test_a_body_that_never_ends_after_done_costs_the_client_nothing_and_is_close
     seen = upstream.requests_for("never-ends")[-1]
     assert seen.peer_closed.wait(5), "the connection of an incomplete body was kept"
     assert wait_until(lambda: upstream.busy_connections == 0, 5)
+
+
+@pytest.mark.parametrize("path", ["short", "httpx"])
+def test_the_shared_client_reuses_the_connection_of_a_finished_stream_on_either_path(path):
+    """In process, against a raw server: the short way to loopback upstreams and httpx's
+    whole way (which remote upstreams take) both give the connection back."""
+    import asyncio
+
+    from app.config import ProviderSettings, Timeouts
+    from app.providers.http import new_client
+    from app.providers.openai_compat import OpenAICompatProvider
+
+    accepted = []
+    events = [b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n', b"data: [DONE]\n\n"]
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+                await reader.readexactly(length)
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                )
+                for event in events:
+                    writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                    await writer.drain()
+                await asyncio.sleep(0.02)  # the end of the body comes a moment after [DONE]
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def run() -> None:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        client = new_client(Timeouts())
+        client.follow_redirects = path == "httpx"  # a client that follows redirects takes httpx's way
+        base_url = f"http://localhost:{server.sockets[0].getsockname()[1]}/v1"
+        provider = OpenAICompatProvider(
+            ProviderSettings(name="up", type="openai", models=("m",), base_url=base_url), client
+        )
+        try:
+            for _ in range(STREAMS):
+                items = [item async for item in provider.stream({"model": "m", "messages": []}, "m")]
+                assert items
+        finally:
+            await client.aclose()
+            server.close()
+
+    asyncio.run(run())
+    assert len(accepted) == 1, len(accepted)

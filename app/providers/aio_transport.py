@@ -104,6 +104,10 @@ class RawBody(httpx.AsyncByteStream):
             return
 
 
+#: the response extension that holds its RawBody
+RAW_BODY = "ai_gateway.raw_body"
+
+
 @functools.lru_cache(maxsize=256)
 def _wire_url(url: str) -> yarl.URL:
     """The URL exactly as httpx built it (see handle_async_request); parsed once."""
@@ -178,15 +182,14 @@ class AiohttpPool(AiohttpTransport):
                 timeout=timeout,
                 server_hostname=server_hostname,
             )
-        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        body = RawBody(answer)
+        # httpx wraps a response's stream on its own path: the extension keeps the body
+        # within reach whichever way the request went (see http.raw_body)
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1", RAW_BODY: body}
         if answer.reason:
             extensions["reason_phrase"] = answer.reason.encode()
         return httpx.Response(
-            status_code=answer.status,
-            headers=answer.raw_headers,
-            stream=RawBody(answer),
-            request=request,
-            extensions=extensions,
+            status_code=answer.status, headers=answer.raw_headers, stream=body, request=request, extensions=extensions
         )
 
     def stats(self) -> dict[str, int]:

@@ -16,7 +16,7 @@ from ..aio import finish
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
 from ..sse import MAX_EVENT
-from .aio_transport import AiohttpPool, RawBody, UpstreamClient
+from .aio_transport import RAW_BODY, AiohttpPool, RawBody, UpstreamClient
 from .base import decode_json_body, error_from_response, translate_http_errors
 
 # Local upstreams (Ollama, LM Studio, a test server) must never go through a system proxy:
@@ -96,8 +96,9 @@ async def open_stream(
         # the block ended normally, so the upstream finished its answer: what is left of
         # the body (the end of its chunked encoding) is read, and the connection serves the
         # next request instead of a new one (a TLS handshake to a remote API) being opened
-        if isinstance(response.stream, RawBody):
-            await response.stream.drain(DRAIN_SECONDS, DRAIN_BYTES)
+        raw = raw_body(response)
+        if raw is not None:
+            await raw.drain(DRAIN_SECONDS, DRAIN_BYTES)
     finally:
         await finish(response.aclose())
 
@@ -107,12 +108,20 @@ DRAIN_SECONDS = 0.25
 DRAIN_BYTES = 64 * 1024
 
 
+def raw_body(response: httpx.Response) -> RawBody | None:
+    """The body as the pool's transport reads it (None for another transport's response:
+    a proxy's, a test's)."""
+    body = response.extensions.get(RAW_BODY)
+    return body if isinstance(body, RawBody) else None
+
+
 def body_pieces(response: httpx.Response) -> AsyncIterator[bytes]:
     """The body's bytes as they arrive. A body without a content coding comes straight
     from the pool's transport: httpx's decoding and chunking layers have nothing to do on
     it, and cost a few generator steps per read."""
-    if isinstance(response.stream, RawBody) and "content-encoding" not in response.headers:
-        return response.stream.__aiter__()
+    raw = raw_body(response)
+    if raw is not None and "content-encoding" not in response.headers:
+        return raw.__aiter__()
     return response.aiter_bytes()
 
 
