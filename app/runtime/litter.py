@@ -123,16 +123,15 @@ def sweep_until_settled(own: Path, executable: str, pauses: Iterable[float] = RE
     """Sweeps now, then again after each pause while dirs of ours are left. A dir of a run
     that is really running stays for good: the looks end after the last pause. Returns how
     many dirs were removed."""
-    removed, left = sweep(own, executable)
-    total = len(removed)
-    for pause in pauses:
-        if removed:
-            logger.info("removed {} extraction dir(s) left by killed runs", len(removed))
-        if not left:
-            break
+    total = 0
+    for pause in (0.0, *pauses):
         time.sleep(pause)
         removed, left = sweep(own, executable)
+        if removed:
+            logger.info("removed {} extraction dir(s) left by killed runs", len(removed))
         total += len(removed)
+        if not left:
+            break
     return total
 
 
