@@ -2,14 +2,16 @@
 
 httpx's default transport parses HTTP/1.1 in pure Python (h11) and runs its pool through
 anyio: under load that was about half of the gateway's CPU per request (bench/profile.py).
-This transport keeps every caller on httpx's API and its exceptions, with three changes
+This transport keeps every caller on httpx's API and its exceptions, with these changes
 to the package's own:
 
 - the URL goes out exactly as httpx built it (aiohttp would re-normalise text);
-
 - errors are mapped by what happened (refused, reset, peer closed, timed out), not by the
   package's table, which reports a refused connection or a server that hung up as a
   connect *timeout* (504 instead of 502 here);
+- the body is read a socket read at a time (`RawBody`), and can be drained after its
+  content has been used, so that its connection is reused;
+- the session keeps no cookies: it serves every user's requests;
 - `stats()` reads the pool's state for /health and /admin/stats.
 
 A response closed before its end (the client left) closes its connection at once:
@@ -110,7 +112,7 @@ RAW_BODY = "ai_gateway.raw_body"
 
 @functools.lru_cache(maxsize=256)
 def _wire_url(url: str) -> yarl.URL:
-    """The URL exactly as httpx built it (see handle_async_request); parsed once."""
+    """The URL exactly as httpx built it (see `AiohttpPool.exchange`); parsed once."""
     return yarl.URL(url, encoded=True)
 
 
