@@ -24,7 +24,7 @@ import pytest
 
 from tests import rawhttp
 from tests.gateway import GatewayProcess, write_config
-from tests.support import openai_provider
+from tests.support import openai_provider, wait_until
 
 pytestmark = [
     pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP/SIGCONT are POSIX"),
@@ -78,15 +78,6 @@ def open_streams(gw: GatewayProcess, model: str, count: int) -> list[socket.sock
 def upstream_left_open(upstream, tag: str) -> int:
     """Upstream requests of `tag` whose connection the gateway has not closed."""
     return sum(not s.peer_closed.is_set() for s in upstream.requests_for(tag))
-
-
-def wait_until(predicate, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return predicate()
 
 
 def pool_state(gw: GatewayProcess) -> dict:
