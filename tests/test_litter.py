@@ -14,7 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from app.runtime.litter import MARKER, stale_dirs, sweep_until_settled
+import app.runtime.litter as litter
+from app.runtime.litter import MARKER, remove_marker_last, stale_dirs, sweep, sweep_until_settled
 from tests.gateway import gateway_command, pid_gone
 
 EXE = "/opt/app/ai-gateway"
@@ -76,6 +77,49 @@ def test_the_looks_end_while_a_run_keeps_running(tmp_path):
     running = extraction_dir(tmp_path, "_MEIrunning", executable=sys.executable, pids=(os.getpid(),))
     assert sweep_until_settled(own, sys.executable, pauses=[0.05] * 3) == 0
     assert running.exists()
+
+
+def test_a_sweep_killed_half_way_leaves_a_dir_the_next_sweep_still_removes(tmp_path):
+    # the sweeping run can be killed itself while it removes a dead run's dir: what it
+    # leaves must still carry the marker, or no later run dares to touch it
+    own = extraction_dir(tmp_path, "_MEIown", executable=sys.executable, pids=(os.getpid(),))
+    dead = extraction_dir(tmp_path, "_MEIdead", executable=sys.executable, pids=(2**22 + 7,))
+    files = 400
+    for i in range(files):
+        (dead / "lib" / f"m{i:03}.so").write_bytes(b"x")
+        (dead / f"top{i:03}.py").write_bytes(b"x")
+    slow_disk = (
+        "import os, sys, time; from pathlib import Path; unlink = os.unlink\n"
+        "def slow(*a, **k): time.sleep(0.002); return unlink(*a, **k)\n"
+        "os.unlink = slow\n"
+        "from app.runtime.litter import remove_marker_last\n"
+        "remove_marker_last(Path(sys.argv[1]))\n"
+    )
+    remover = subprocess.Popen([sys.executable, "-c", slow_disk, str(dead)], cwd=Path(__file__).parent.parent)
+    try:
+        deadline = time.monotonic() + 20
+        while sum(1 for _ in dead.rglob("*.*")) > files // 10 and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        remover.kill()
+        remover.wait(5)
+    assert dead.exists() and sum(1 for _ in dead.rglob("*.*")) > 1, "the removal ended before the kill"
+    assert (dead / MARKER).exists()
+    removed, left = sweep(own, sys.executable)
+    assert removed == [dead] and left == 0 and not dead.exists() and own.exists()
+
+
+def test_two_sweeps_removing_the_same_dir_at_once_do_not_fail(tmp_path, monkeypatch):
+    dead = extraction_dir(tmp_path, "_MEIdead", pids=(2**22 + 7,))
+    real_rmtree = litter.shutil.rmtree
+
+    def the_other_sweep_got_there_first(path, **kwargs):
+        real_rmtree(path)
+        real_rmtree(path, **kwargs)  # what this sweep then meets: all gone
+
+    monkeypatch.setattr(litter.shutil, "rmtree", the_other_sweep_got_there_first)
+    remove_marker_last(dead)
+    assert not dead.exists()
 
 
 def onefile_command() -> list[str] | None:

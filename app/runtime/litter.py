@@ -104,6 +104,27 @@ def stale_dirs(parent: Path, own: Path, executable: str, alive: Callable[[int], 
     ]
 
 
+def remove_marker_last(entry: Path) -> None:
+    """Removes a dead run's dir, its marker last. The sweeping run can itself be killed
+    half-way (its bootloader killed, its gateway winding down): the dir it leaves still
+    names its owner, so a later sweep finishes the job. Another sweep removing the same
+    dir at the same moment is not an error."""
+    for child in entry.iterdir():
+        if child.name == MARKER:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, onerror=_unless_gone)
+        else:
+            child.unlink(missing_ok=True)
+    (entry / MARKER).unlink(missing_ok=True)
+    entry.rmdir()
+
+
+def _unless_gone(_function: object, _path: str, exc_info: tuple) -> None:
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
+
+
 def sweep(own: Path, executable: str) -> tuple[list[Path], int]:
     """Removes the stale dirs beside `own`. Returns the ones removed, and how many of our
     dirs are left (in use, or not removable yet) for a later look."""
@@ -112,7 +133,7 @@ def sweep(own: Path, executable: str) -> tuple[list[Path], int]:
     removed = []
     for entry in stale_dirs(parent, own, executable, process_alive, in_use):
         try:
-            shutil.rmtree(entry)
+            remove_marker_last(entry)
             removed.append(entry)
         except OSError as exc:  # locked by a live process (Windows), or not ours to delete
             logger.debug("left {} in place: {}", entry, exc)
