@@ -20,6 +20,9 @@ _GENERIC = re.compile(
 )
 
 
+#: what `recurring` remembers: this many texts, each at most this long
+_MEMO_ENTRIES, _MEMO_TEXT = 1024, 256
+
 #: a run of key-like characters long enough to be part of a credential
 _PIECE = re.compile(r"[A-Za-z0-9_\-]{8,}")
 
@@ -33,12 +36,26 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self._secrets = tuple(sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True))
         self._literal = re.compile("|".join(map(re.escape, self._secrets))) if self._secrets else None
+        self._memo: dict[str, str] = {}
 
     def __call__(self, text: str) -> str:
         if self._literal is not None:
             text = self._literal.sub(MASK, text)
             text = _PIECE.sub(self._mask_piece, text)
         return _GENERIC.sub(MASK, text)
+
+    def recurring(self, text: str) -> str:
+        """`self(text)` for a text that comes back request after request (a model name, a
+        path, a target): remembered, so that the request path does not run the patterns
+        on the same few words every time. Bounded; long texts are not remembered."""
+        done = self._memo.get(text)
+        if done is None:
+            done = self(text)
+            if len(text) <= _MEMO_TEXT:
+                if len(self._memo) >= _MEMO_ENTRIES:
+                    self._memo.clear()
+                self._memo[text] = done
+        return done
 
     def _mask_piece(self, match: re.Match[str]) -> str:
         piece = match.group()

@@ -157,7 +157,9 @@ class Logs:
         """One request line straight to the file, in the same format as the other lines.
 
         The request path is hot: going around loguru's record machinery saves about a
-        tenth of the gateway's CPU per request."""
+        tenth of the gateway's CPU per request. The line comes masked: the record masks
+        the few fields a client or an upstream chose (RequestRecord.redact), the rest are
+        its own numbers."""
         if self.file is not None:
             now = time.time()
             if int(now) != self._stamp_second:
@@ -165,9 +167,7 @@ class Logs:
                 self._stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(now))
             millis = int(now * 1000) % 1000
             try:
-                self.file.write(
-                    f"{self._stamp}.{millis:03d} | INFO    | request | {self.redactor(line)}\n", flush=False
-                )
+                self.file.write(f"{self._stamp}.{millis:03d} | INFO    | request | {line}\n", flush=False)
             except Exception:
                 pass  # a log line must never take the gateway down
         if self.debug_to_stderr:

@@ -190,6 +190,7 @@ class Sidecar:
             print(f"ai-gateway: cannot use log dir {log_dir}: {exc}; logging to stderr only", file=sys.stderr)
         self.logs = Logs(self.log_dir, self.options.log_level, self.redactor)
         RequestRecord.sink = self.logs.request_line
+        RequestRecord.redact = self.redactor.recurring
         if self.log_dir is not None:
             self.crash = CrashRecorder(self.log_dir, self.redactor)
             self.previous_exit = self.crash.begin()
@@ -198,6 +199,7 @@ class Sidecar:
     def _use_redactor(self, redactor: Redactor) -> None:
         self.redactor = redactor
         self.logs.update_redactor(redactor)
+        RequestRecord.redact = redactor.recurring
         if self.crash is not None:
             self.crash.redactor = redactor
 

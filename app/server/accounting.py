@@ -19,6 +19,10 @@ def _through_loguru(line: str) -> None:
     logger.bind(request=True).info(line)
 
 
+def _unchanged(text: str) -> str:
+    return text
+
+
 @dataclass(slots=True)
 class RequestRecord:
     request_id: str
@@ -37,15 +41,19 @@ class RequestRecord:
     answered: bool = False  # the closing event went out: a client leaving after it did not disconnect
     error: str | None = None
     logged: bool = False
+    id_given: bool = False  # the client chose the request id (else it is ours: random hex)
 
     #: where request lines go; the runtime points it at the log file's fast path
     sink: ClassVar[Callable[[str], None]] = _through_loguru
+    #: masks secrets in the fields a client or an upstream chose (the runtime sets it to
+    #: the redactor's memo: the same few model names and paths come back all the time)
+    redact: ClassVar[Callable[[str], str]] = _unchanged
     #: told of every finished request with its latency in ms (the status page's ring)
     finished: ClassVar[Callable[[RequestRecord, float], None] | None] = None
 
     @classmethod
-    def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
-        return cls(request_id, method, path, time.perf_counter())
+    def start(cls, request_id: str, method: str, path: str, *, id_given: bool = False) -> RequestRecord:
+        return cls(request_id, method, path, time.perf_counter(), id_given=id_given)
 
     def attempting(self, target: str, attempt: int) -> None:
         """The router is trying `target` (attempt number `attempt` of this request)."""
@@ -71,18 +79,20 @@ class RequestRecord:
             return
         self.logged = True
         latency = (time.perf_counter() - self.started) * 1000
-        # everything a client chose (path, model, and the target and error that name it)
-        # goes through one sanitiser: no value can forge a line or pose as another field
+        # everything a client or an upstream chose (path, model, the target and error that
+        # name it, its own request id) is masked and goes through one sanitiser: no value can
+        # leak a secret, forge a line or pose as another field. The rest are our numbers.
+        redact = RequestRecord.redact
         fields = [
-            f"id={self.request_id}",
-            f"{log_field(self.method, 20)} {log_field(self.path)}",
+            f"id={log_field(redact(self.request_id)) if self.id_given else self.request_id}",
+            f"{log_field(self.method, 20)} {log_field(redact(self.path))}",
             f"status={self.status if self.status is not None else '-'}",
             f"ms={latency:.1f}",
         ]
         if self.model is not None:
-            fields.append(f"model={log_field(self.model)}")
+            fields.append(f"model={log_field(redact(self.model))}")
         if self.target is not None:
-            fields.append(f"target={log_field(self.target)}")
+            fields.append(f"target={log_field(redact(self.target))}")
         if self.stream:
             fields.append("stream=1")
         if self.first_byte_ms is not None:
@@ -93,7 +103,7 @@ class RequestRecord:
             fields.append(f"attempts={self.attempts}")
         fields.append(f"disconnected={'yes' if self.disconnected else 'no'}")
         if self.error:
-            fields.append(f"error={log_field(self.error, 500)}")
+            fields.append(f"error={log_field(redact(self.error), 500)}")
         RequestRecord.sink("request " + " ".join(fields))
         if RequestRecord.finished is not None:
             RequestRecord.finished(self, latency)

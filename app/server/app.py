@@ -106,6 +106,13 @@ def request_id(request: Request) -> str:
     return rid
 
 
+def start_record(request: Request) -> RequestRecord:
+    """The request's log record; an id the client chose is masked like anything it sends."""
+    rid = request_id(request)
+    given = rid == request.headers.get("x-request-id")
+    return RequestRecord.start(rid, request.method, request.path, id_given=given)
+
+
 def as_gateway_error(exc: BaseException, request: Request | None) -> GatewayError:
     """Any exception as a member of our tree; Sanic's own errors keep their meaning."""
     if isinstance(exc, GatewayError):
@@ -155,7 +162,7 @@ class OpenAIErrorHandler(ErrorHandler):
         if request is not None:  # x-request-id and CORS headers come from stamp_response
             record = getattr(request.ctx, "record", None)
             if record is None:  # refused before the guard ran (unknown route, bad HTTP)
-                record = RequestRecord.start(request_id(request), request.method, request.path)
+                record = start_record(request)
             if not record.logged:
                 if isinstance(exception, asyncio.CancelledError):
                     record.disconnected = True  # gone before an answer: no status was sent
@@ -225,7 +232,7 @@ def create_app(gateway: Gateway) -> Sanic:
             # headers to check; one the guard already refused or passed must keep the
             # answer it earned. Routing errors do pass the guard: no 404 before a 403.
             return None
-        request.ctx.record = RequestRecord.start(request_id(request), request.method, request.path)
+        request.ctx.record = start_record(request)
         return check_request(request, gateway.guard)
 
     @app.on_response
