@@ -27,6 +27,8 @@ def printable(text: str, limit: int = DEFAULT_LIMIT) -> str:
     """`text` with every unsafe character escaped, cut to about `limit` characters."""
     if len(text) > limit:
         text = text[:limit] + f"...[{len(text) - limit} more]"
+    if text.isascii() and text.isprintable():  # what nearly every text is: nothing to escape
+        return text
     return _UNSAFE.sub(_escape, text)
 
 

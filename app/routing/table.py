@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..config import ProviderSettings
 from ..errors import ModelNotFound
@@ -20,10 +20,15 @@ from ..errors import ModelNotFound
 class Target:
     provider: str
     model: str
+    #: `provider/model`: how logs, headers and cooldowns name it (made once, used often)
+    label: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def label(self) -> str:
-        return f"{self.provider}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.provider}/{self.model}")
+
+
+#: how many resolved model ids a table remembers
+_REMEMBERED = 1024
 
 
 def _is_pattern(model: str) -> bool:
@@ -35,6 +40,9 @@ class RoutingTable:
         self.providers = {p.name: p for p in providers}
         self.order = [p for p in providers]
         self.aliases = {name: tuple(chain) for name, chain in aliases.items()}
+        # the table never changes (a reload builds a new one): a model id resolves the same
+        # way every time, and the same few ids come in request after request
+        self._resolved: dict[str, tuple[Target, ...]] = {}
 
     def _disabled_reason(self, provider: ProviderSettings) -> str | None:
         if provider.missing_env:
@@ -44,6 +52,15 @@ class RoutingTable:
 
     def resolve(self, model_id: str) -> list[Target]:
         """The targets to try, in order; raises ModelNotFound when there are none."""
+        known = self._resolved.get(model_id)
+        if known is None:
+            known = tuple(self._resolve(model_id))
+            if len(self._resolved) >= _REMEMBERED:  # ids a client makes up must not grow it
+                self._resolved.clear()
+            self._resolved[model_id] = known
+        return list(known)
+
+    def _resolve(self, model_id: str) -> list[Target]:
         if model_id in self.aliases:
             targets, reasons = [], []
             for entry in self.aliases[model_id]:

@@ -26,7 +26,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidJSON(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidJSON(f"The request body must be a JSON object, not {type(body).__name__}")
-    if nesting_depth(body) > MAX_DEPTH:
+    # a body cannot nest deeper than it has brackets: most are cleared without a walk
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and nesting_depth(body) > MAX_DEPTH:
         raise InvalidJSON(f"The request body is nested more than {MAX_DEPTH} levels deep")
     return body
 
@@ -74,8 +75,17 @@ def check_chat_request(body: dict[str, Any]) -> None:
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     for i, message in enumerate(messages):
-        _check_message(message, f"messages[{i}]")
+        if not _plain_message(message):
+            _check_message(message, f"messages[{i}]")
     _check_options(body)
+
+
+def _plain_message(message: Any) -> bool:
+    """The usual message, `{"role": "user", "content": "text"}`, valid at a glance."""
+    if type(message) is not dict:
+        return False
+    role = message.get("role")
+    return type(role) is str and role in _ROLES and type(message.get("content")) is str and "tool_calls" not in message
 
 
 def _check_message(message: Any, where: str) -> None:
