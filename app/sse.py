@@ -67,16 +67,17 @@ class EventScanner:
     first, so the client sees them first. Comments (`: ping`), `id:` and `retry:` lines are
     the upstream's business and are dropped; the gateway sends its own heartbeats.
 
-    Cost: a run of plain events costs a few substring searches over the whole read and goes
+    Cost: a run of plain events costs three substring searches over the whole read and goes
     out as one slice of it; an event after the run costs a few searches of its own. Only
-    events holding `"error"`, a non-null `"usage"`, or other framing are decoded."""
+    events holding `"error"`, other framing, or a non-null `"usage"` where servers put the
+    usage chunk (the read's last event, or the one before `[DONE]`) are decoded."""
 
     def __init__(self, max_event: int = MAX_EVENT):
         self.max_event = max_event
         self.ended: str | None = None
         self.error: tuple[str, dict[str, Any]] | None = None
         self.problem = ""
-        #: the last usage object seen (OpenAI sends it in one chunk near the end)
+        #: the last usage object seen (servers send it in the stream's last chunk)
         self.usage: dict[str, Any] | None = None
         self._pending: list[bytes] = []  # an event not complete yet, in pieces
         self._pending_size = 0
@@ -125,9 +126,10 @@ class EventScanner:
     def _events(self, buf: bytes, stop: int) -> bytes:
         """The events to forward out of buf[:stop], which ends at an event boundary."""
         parts: list[bytes] = []
+        last = _last_event(buf, stop)
         # buf[run:start] are plain events, forwarded as one slice; most reads are plain
         # from their start up to the usage chunk or [DONE], found without a loop
-        run, start = 0, _plain_run(buf, stop)
+        run, start = 0, _plain_run(buf, stop, last)
         while start < stop:
             end = buf.find(b"\n\n", start, stop)
             if end < 0:
@@ -137,7 +139,7 @@ class EventScanner:
                 and buf[end - 1] == 0x7D  # "}"
                 and buf.find(b"\n", start, end) < 0
                 and buf.find(b'"error"', start, end) < 0
-                and not self._usage_in(buf, start, end)
+                and not (_may_hold_usage(buf, start, end, last) and self._usage_in(buf, start, end))
             ):
                 start = end + 2
                 continue
@@ -200,27 +202,47 @@ class EventScanner:
         self.problem = problem
 
 
-def _plain_run(buf: bytes, stop: int) -> int:
-    """Where the run of plain events (`data: {...}` on one line, no `"error"`, any
-    `"usage"` null) that opens buf[:stop] ends, at an event boundary: four or five
-    searches over the bytes, whatever the number of events. The per-event loop takes
-    over from there (the usage chunk, `[DONE]`, anything odd). A run it cannot vouch for
-    is 0 long, and the loop looks at every event."""
+def _last_event(buf: bytes, stop: int) -> int:
+    """Where the last event of buf[:stop] that is not `[DONE]` starts (0: the first one).
+
+    Usage is looked for there and in the event just before `[DONE]` only: every server
+    sends it in its stream's last chunk (one that sends it in each chunk sends the running
+    total, so the last one is what counts), and a read that holds that chunk ends with it,
+    or with [DONE] after it. So `"usage"` is not searched for through the whole of a read."""
+    last = _event_before(buf, stop)
+    if last and buf.startswith(b"data: [DONE]", last):
+        last = _event_before(buf, last)
+    return last
+
+
+def _may_hold_usage(buf: bytes, start: int, end: int, last: int) -> bool:
+    """Whether the event at buf[start:end] is one that usage is looked for in: the last of
+    the read, or the one just before `[DONE]` (see `_last_event`)."""
+    return start == last or buf.startswith(b"data: [DONE]", end + 2)
+
+
+def _event_before(buf: bytes, end: int) -> int:
+    """Where the event that ends at `end` (just past its blank line) starts."""
+    at = buf.rfind(b"\n\n", 0, end - 2)
+    return at + 2 if at >= 0 else 0
+
+
+def _plain_run(buf: bytes, stop: int, last: int) -> int:
+    """Where the run of plain events (`data: {...}` on one line, no `"error"`, and in the
+    last event, at `last`, no `"usage"` that is not null) that opens buf[:stop] ends, at an
+    event boundary: three searches over the bytes, whatever the number of events, and a
+    few over the last events. The per-event loop takes over from there (the usage chunk,
+    `[DONE]`, anything odd). A run it cannot vouch for is 0 long, and the loop looks at
+    every event."""
     cut = stop
-    last = buf.rfind(b"\n\n", 0, stop - 2)
-    last = last + 2 if last >= 0 else 0  # where the last event starts
-    if buf.startswith(b"data: [DONE]", last):  # how a stream's last read ends
-        cut = last
+    final = _event_before(buf, stop)  # where the read's very last event starts
+    if buf.startswith(b"data: [DONE]", final):  # how a stream's last read ends
+        cut = final
     at = buf.find(b'"error"', 0, cut)
     if at >= 0:
         cut = at
-    at = buf.find(b'"usage"', 0, cut)
-    if at >= 0:  # OpenAI writes "usage":null in each chunk when asked for usage, then one object
-        whole = buf.find(b'"usage":{', at, cut)
-        if whole >= 0:
-            cut = whole
-        if buf.count(b'"usage"', at, cut) != buf.count(b'"usage":null', at, cut):
-            cut = at  # a usage written some other way
+    if last < cut and buf.find(b'"usage"', last, cut) >= 0:
+        cut = last  # the loop decides whether it is a usage object or `"usage":null`
     end = buf.rfind(b"\n\n", 0, cut) + 2
     if end < len(b"data: {}\n\n") or not buf.startswith(b"data: {") or buf[end - 3] != 0x7D:  # "}"
         return 0

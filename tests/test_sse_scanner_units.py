@@ -190,6 +190,20 @@ def test_passthrough_raises_an_in_band_error_after_the_content_before_it():
     assert isinstance(exc, UpstreamStatusError) and exc.code == "busy" and "overloaded" in exc.message
 
 
+def test_usage_is_taken_from_the_last_chunk_of_a_read_or_the_one_before_done():
+    running = [{"id": "c", "choices": [], "usage": {**USAGE, "completion_tokens": n}} for n in (1, 2, 3)]
+    # a server that sends the running total in every chunk: each read's last one counts
+    _, scanner = scan([ev(chunk("a")) + ev(running[0]), ev(chunk("b")) + ev(running[1])])
+    assert scanner.usage == running[1]["usage"]
+    # the usage chunk, then [DONE], then bytes after the end, all in one read
+    _, scanner = scan([ev(chunk("a")) + ev(running[2]) + b"data: [DONE]\n\n" + ev(chunk("late"))])
+    assert scanner.ended == "done" and scanner.usage == running[2]["usage"]
+    # usage in the middle of a read, with more content after it, is passed on but not
+    # looked for: the whole read is not searched for it (the stream's last chunk says it)
+    out, scanner = scan([ev(running[0]) + ev(chunk("more"))])
+    assert events_of(out) == [running[0], chunk("more")] and scanner.usage is None
+
+
 def random_stream(rng) -> bytes:
     """Events of every kind the scanner tells apart, in random order and framing."""
     kinds = [
@@ -223,7 +237,7 @@ def test_the_run_found_without_a_loop_matches_the_event_by_event_scan(monkeypatc
         pieces = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
         fast, fast_scanner = scan(pieces)
         with monkeypatch.context() as m:
-            m.setattr(app.sse, "_plain_run", lambda buf, stop: 0)
+            m.setattr(app.sse, "_plain_run", lambda buf, stop, last: 0)
             slow, slow_scanner = scan(pieces)
         assert fast == slow, stream
         for field in ("ended", "error", "problem", "usage"):
