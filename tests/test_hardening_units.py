@@ -193,6 +193,28 @@ def test_pieces_of_a_secret_are_masked_too():
     assert redact("an ordinary message about gateways") == "an ordinary message about gateways"
 
 
+def test_a_secret_or_a_key_glued_to_other_characters_is_masked():
+    from app.redact import Redactor
+
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    redact = Redactor([key, "tok-SuperSecretGatewayToken-42xyz"])
+    for text in (
+        f"Origin 'http://x{key[:40]}' is not allowed",  # a prefix, with a letter in front
+        f"id=id_{key[10:24]}_tail",  # a slice from the middle, inside a longer run
+        "request id=xsk-abcdefghijklmnopqrstuvwxyz012345",  # a key-like string, glued on
+        "tokens: 9TokenTok-SuperSecretGatew",
+    ):
+        out = redact(text)
+        assert "[REDACTED]" in out, out
+        assert key[10:18] not in out and "abcdefghijklmnop" not in out and "SuperSecret" not in out, out
+    # words that merely contain "sk-" stay readable, and so do words that share a few
+    # characters with a readable secret
+    assert redact("task-force disk-usage whisk-large-v3") == "task-force disk-usage whisk-large-v3"
+    readable = Redactor(["browser-token-Qe29-secret"])
+    assert readable("/tmp/browser-gateway0/logs") == "/tmp/browser-gateway0/logs"
+    assert "Qe29" not in readable("/tmp/x-browser-token-Qe29/logs")
+
+
 def test_check_config_masks_what_a_command_reads_from_the_environment(tmp_path):
     import subprocess
     import sys

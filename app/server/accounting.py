@@ -41,7 +41,6 @@ class RequestRecord:
     answered: bool = False  # the closing event went out: a client leaving after it did not disconnect
     error: str | None = None
     logged: bool = False
-    id_given: bool = False  # the client chose the request id (else it is ours: random hex)
 
     #: where request lines go; the runtime points it at the log file's fast path
     sink: ClassVar[Callable[[str], None]] = _through_loguru
@@ -52,8 +51,8 @@ class RequestRecord:
     finished: ClassVar[Callable[[RequestRecord, float], None] | None] = None
 
     @classmethod
-    def start(cls, request_id: str, method: str, path: str, *, id_given: bool = False) -> RequestRecord:
-        return cls(request_id, method, path, time.perf_counter(), id_given=id_given)
+    def start(cls, request_id: str, method: str, path: str) -> RequestRecord:
+        return cls(request_id, method, path, time.perf_counter())
 
     def attempting(self, target: str, attempt: int) -> None:
         """The router is trying `target` (attempt number `attempt` of this request)."""
@@ -79,12 +78,13 @@ class RequestRecord:
             return
         self.logged = True
         latency = (time.perf_counter() - self.started) * 1000
-        # everything a client or an upstream chose (path, model, the target and error that
-        # name it, its own request id) is masked and goes through one sanitiser: no value can
-        # leak a secret, forge a line or pose as another field. The rest are our numbers.
+        # everything a client or an upstream chose (path, model, and the target and error
+        # that name it) is masked and goes through one sanitiser: no value can leak a
+        # secret, forge a line or pose as another field. The id is ours, or a client's of
+        # plain characters and nothing secret-looking (see request_id); the rest are numbers.
         redact = RequestRecord.redact
         fields = [
-            f"id={log_field(redact(self.request_id)) if self.id_given else self.request_id}",
+            f"id={self.request_id}",
             f"{log_field(self.method, 20)} {log_field(redact(self.path))}",
             f"status={self.status if self.status is not None else '-'}",
             f"ms={latency:.1f}",

@@ -7,7 +7,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import cast
 
 from loguru import logger
@@ -96,21 +96,21 @@ def _has_body(request: Request) -> bool:
     return "transfer-encoding" in request.headers or (length is not None and length.strip() != "0")
 
 
-def request_id(request: Request) -> str:
-    """The client's `x-request-id` when it is sane, else a new one; fixed per request."""
+def request_id(request: Request, redact: Callable[[str], str]) -> str:
+    """The client's `x-request-id` when it is sane, else a new one; fixed per request.
+    Sane: a short token of plain characters that holds nothing secret-looking (it is
+    echoed in the response, and no response carries a key)."""
     rid = getattr(request.ctx, "request_id", None)
     if rid is None:
         given = request.headers.get("x-request-id", "")
-        rid = given if _SAFE_REQUEST_ID.match(given) else "req-" + os.urandom(16).hex()
+        sane = _SAFE_REQUEST_ID.match(given) is not None and redact(given) == given
+        rid = given if sane else "req-" + os.urandom(16).hex()
         request.ctx.request_id = rid
     return rid
 
 
-def start_record(request: Request) -> RequestRecord:
-    """The request's log record; an id the client chose is masked like anything it sends."""
-    rid = request_id(request)
-    given = rid == request.headers.get("x-request-id")
-    return RequestRecord.start(rid, request.method, request.path, id_given=given)
+def start_record(request: Request, redact: Callable[[str], str]) -> RequestRecord:
+    return RequestRecord.start(request_id(request, redact), request.method, request.path)
 
 
 def as_gateway_error(exc: BaseException, request: Request | None) -> GatewayError:
@@ -162,7 +162,7 @@ class OpenAIErrorHandler(ErrorHandler):
         if request is not None:  # x-request-id and CORS headers come from stamp_response
             record = getattr(request.ctx, "record", None)
             if record is None:  # refused before the guard ran (unknown route, bad HTTP)
-                record = start_record(request)
+                record = start_record(request, self.gateway.redact)
             if not record.logged:
                 if isinstance(exception, asyncio.CancelledError):
                     record.disconnected = True  # gone before an answer: no status was sent
@@ -232,12 +232,12 @@ def create_app(gateway: Gateway) -> Sanic:
             # headers to check; one the guard already refused or passed must keep the
             # answer it earned. Routing errors do pass the guard: no 404 before a 403.
             return None
-        request.ctx.record = start_record(request)
+        request.ctx.record = start_record(request, gateway.redact)
         return check_request(request, gateway.guard)
 
     @app.on_response
     async def stamp_response(request: Request, response: HTTPResponse) -> None:
-        response.headers["x-request-id"] = request_id(request)
+        response.headers["x-request-id"] = request_id(request, gateway.redact)
         origin = request.headers.get("origin")
         if origin is not None and request.method != "OPTIONS":
             response.headers.update(gateway.guard.cors_headers(origin))

@@ -111,7 +111,7 @@ class DialectRoutes:
                 stream,
                 record,
                 gateway.config.timeouts.heartbeat,
-                target_headers(stream.target.label),
+                target_headers(stream.target.label, gateway.redact.recurring),
                 gateway.redact,
                 lambda: gateway.stopping,
                 writer,
@@ -162,7 +162,7 @@ class DialectRoutes:
             self.store.put(final["id"], responses.history_of(previous, body, final))
         if served is None:
             return None
-        return json_response(served.value, headers=target_headers(served.target.label))
+        return json_response(served.value, headers=target_headers(served.target.label, self.gateway.redact.recurring))
 
     async def create_message(self, request: Request) -> HTTPResponse | None:
         body = parse_json_object(await read_body(request))
@@ -180,7 +180,7 @@ class DialectRoutes:
         )
         if served is None:
             return None
-        return json_response(served.value, headers=target_headers(served.target.label))
+        return json_response(served.value, headers=target_headers(served.target.label, self.gateway.redact.recurring))
 
     async def count_tokens(self, request: Request) -> HTTPResponse:
         body = parse_json_object(await read_body(request))
@@ -191,4 +191,4 @@ class DialectRoutes:
             body, lambda provider, model: provider.count_tokens(body, model), request.ctx.record.attempting
         )
         request.ctx.record.target = served.target.label
-        return json_response(served.value, headers=target_headers(served.target.label))
+        return json_response(served.value, headers=target_headers(served.target.label, self.gateway.redact.recurring))

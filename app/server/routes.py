@@ -27,9 +27,10 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
     return Response(orjson.dumps(payload), status=status, headers=headers, content_type="application/json")
 
 
-def target_headers(target_label: str) -> dict[str, str]:
-    # the label holds the model the client named: it must not write raw bytes into a header
-    return {"x-gateway-target": header_value(target_label)}
+def target_headers(target_label: str, redact: Callable[[str], str]) -> dict[str, str]:
+    # the label holds the model the client named: it must not write raw bytes into a
+    # header, nor echo a key (the same few labels recur: the redactor's memo takes them)
+    return {"x-gateway-target": header_value(redact(target_label))}
 
 
 Handler = Callable[..., Awaitable[HTTPResponse | None]]
@@ -93,7 +94,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
     async def get_model(request: Request, model_id: str) -> HTTPResponse:
         model_id = unquote(model_id)  # the SDKs send `provider/model` as `provider%2Fmodel`
         owner = gateway.router.table.owner(model_id)
-        return json_response(wire.model_object(model_id, owner))
+        return json_response(wire.model_object(gateway.redact(model_id), owner))
 
     @route("POST", "/v1/chat/completions")
     async def chat_completions(request: Request) -> HTTPResponse | None:
@@ -108,7 +109,7 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
         served = await gateway.router.embeddings(body, record.attempting)
         record.target, record.attempts = served.target.label, served.attempts
         record.observe_usage(served.value.get("usage"))
-        return json_response(served.value, headers=target_headers(served.target.label))
+        return json_response(served.value, headers=target_headers(served.target.label, gateway.redact.recurring))
 
     @route("GET", "/admin/stats")
     async def stats(request: Request) -> HTTPResponse:
@@ -143,7 +144,7 @@ async def chat_response(request: Request, gateway: Gateway) -> HTTPResponse | No
             stream,
             record,
             gateway.config.timeouts.heartbeat,
-            target_headers(stream.target.label),
+            target_headers(stream.target.label, gateway.redact.recurring),
             gateway.redact,
             lambda: gateway.stopping,
         )
@@ -151,7 +152,7 @@ async def chat_response(request: Request, gateway: Gateway) -> HTTPResponse | No
     served = await router.complete(body, record.attempting)
     record.target, record.attempts = served.target.label, served.attempts
     record.observe_usage(served.value.get("usage"))
-    return json_response(served.value, headers=target_headers(served.target.label))
+    return json_response(served.value, headers=target_headers(served.target.label, gateway.redact.recurring))
 
 
 def health_response(gateway: Gateway) -> HTTPResponse:
