@@ -104,6 +104,20 @@ def test_broken_and_failing_streams_raise_our_errors(body, error):
 
 
 @pytest.mark.parametrize(
+    "event",
+    [
+        b'data: {"error":{"message":"overloaded now","code":"busy"}}\n\n',
+        b'event: error\ndata: {"message":"overloaded now","code":"busy"}\n\n',  # the fields at the top
+    ],
+)
+def test_an_in_band_error_keeps_the_upstreams_message_and_code(event):
+    body = CHUNK + event
+    with pytest.raises(UpstreamStatusError) as info:
+        stream_of(lambda request: httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    assert "overloaded now" in info.value.message and info.value.code == "busy"
+
+
+@pytest.mark.parametrize(
     "status, headers, ours, client_status",
     [
         (429, {"retry-after": "3"}, UpstreamRateLimited, 429),

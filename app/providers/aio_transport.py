@@ -46,7 +46,8 @@ def _mapped(exc: BaseException) -> httpx.HTTPError | None:
     if isinstance(cause, aiohttp.ServerDisconnectedError):
         return httpx.RemoteProtocolError(f"the server closed the connection ({message})")
     if isinstance(cause, aiohttp.ClientPayloadError):
-        return httpx.RemoteProtocolError(f"incomplete body ({message})")
+        # aiohttp's text for it quotes its own exception objects: the client gets the fact
+        return httpx.RemoteProtocolError("incomplete body: the upstream closed the connection before its end")
     if isinstance(cause, (aiohttp.ClientOSError, aiohttp.ClientConnectionError, ConnectionError)):
         return httpx.ReadError(message)  # a reset or broken pipe on an open connection
     if isinstance(cause, aiohttp.ClientResponseError):

@@ -158,10 +158,16 @@ async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncItera
 
 
 def check_in_band_error(provider: str, event: str, chunk: Chunk) -> None:
-    """OpenAI-compatible servers report a failure mid-stream as an event with `error`."""
+    """OpenAI-compatible servers report a failure mid-stream as an event with `error`, or
+    as an `event: error` whose data holds the error's fields themselves."""
     error = chunk.get("error")
     if error or event == "error":
-        detail = error if isinstance(error, dict) else {"message": str(error or "unknown error")}
+        if isinstance(error, dict):
+            detail = error
+        elif error:
+            detail = {"message": str(error)}
+        else:
+            detail = chunk
         raise UpstreamStatusError(
             f"upstream '{provider}' failed mid-stream: {detail.get('message') or 'unknown error'}",
             status=502,
