@@ -34,13 +34,16 @@ def event(payload: Any) -> bytes:
 
 class Framed:
     """Complete events, framed for the client's socket as they are: a stream item that the
-    relay writes without encoding it. `usage` is the usage object one of them carried."""
+    relay writes without encoding it. `usage` is the usage object one of them carried;
+    `final` says the upstream's `[DONE]` came right after them: nothing but the end of its
+    body is left, so the relay can send them and the stream's end in one write."""
 
-    __slots__ = ("data", "usage")
+    __slots__ = ("data", "usage", "final")
 
-    def __init__(self, data: bytes, usage: dict[str, Any] | None = None):
+    def __init__(self, data: bytes, usage: dict[str, Any] | None = None, final: bool = False):
         self.data = data
         self.usage = usage
+        self.final = final
 
 
 def chunks_of(framed: Framed) -> list[dict[str, Any]]:

@@ -157,7 +157,7 @@ def test_a_malformed_event_ends_the_stream_after_what_came_before(bad, problem):
     assert scanner.ended == "malformed" and problem in scanner.problem
 
 
-def run(pieces: list[bytes]) -> tuple[list[Framed], BaseException | None]:
+def run(pieces: list[bytes], body_ended: bool = False) -> tuple[list[Framed], BaseException | None]:
     async def go():
         async def source():
             for piece in pieces:
@@ -165,7 +165,7 @@ def run(pieces: list[bytes]) -> tuple[list[Framed], BaseException | None]:
 
         got = []
         try:
-            async for framed in passthrough(source(), "up"):
+            async for framed in passthrough(source(), "up", lambda: body_ended):
                 got.append(framed)
         except Exception as exc:
             return got, exc
@@ -182,6 +182,18 @@ def test_passthrough_ends_normally_only_at_done():
     assert isinstance(exc, UpstreamProtocolError) and "before [DONE]" in exc.message
     got, exc = run([ev(chunk("a")), b"data: {broken\n\n"])
     assert isinstance(exc, UpstreamProtocolError) and len(got) == 1
+
+
+@pytest.mark.parametrize("body_ended", [True, False])
+def test_events_read_with_done_are_final_only_when_the_body_has_ended(body_ended):
+    # final: the relay sends them with the stream's end in one write. Not final while the
+    # body's end is still on its way: that end is read first, then [DONE] goes out
+    got, exc = run([ev(chunk("a")), ev(chunk("b")) + b"data: [DONE]\n\n"], body_ended)
+    assert exc is None and [g.final for g in got] == [False, body_ended]
+    got, exc = run([ev(chunk("a")), b"data: [DONE]\n\n"], body_ended)  # [DONE] in a read of its own
+    assert exc is None and [(g.data, g.final) for g in got] == [(ev(chunk("a")), False)] + [(b"", True)] * body_ended
+    got, exc = run([b"data: [DONE]\n\n"], body_ended)  # nothing at all: still nothing
+    assert exc is None and got == []
 
 
 def test_passthrough_raises_an_in_band_error_after_the_content_before_it():

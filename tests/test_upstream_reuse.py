@@ -17,8 +17,11 @@ from tests.support import collect, wait_until
 STREAMS = 5
 
 
-@pytest.mark.parametrize("model", ["up/slow-end", "claude/slow-end"])
+@pytest.mark.parametrize("model", ["up/slow-end", "claude/slow-end", "up/one-write"])
 def test_streams_one_after_another_reuse_one_upstream_connection(client, upstream, model):
+    # one-write: [DONE] and the body's end come in one read, so the last events, [DONE]
+    # and the end of the answer go to the client in one write, and what is left of the
+    # upstream's stream is wound up after it
     before = upstream.accepted_connections
     for _ in range(STREAMS):
         stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], stream=True)

@@ -272,6 +272,8 @@ class Scenario:
             await self.events(sse_events(f"openai_{k}.sse"))
             await self.end_chunks()
             return True
+        if k == "one-write":  # the whole stream in one write, of a declared length (as nginx serves a file)
+            return await self.json(200, b"".join(sse_events("openai_text.sse")), content_type="text/event-stream")
         if k == "slow-end":  # [DONE] first, the end of the chunked body a moment later
             await self.events(sse_events("openai_text.sse"))
             await asyncio.sleep(0.02)

@@ -88,6 +88,11 @@ class RawBody(httpx.AsyncByteStream):
             # back to the pool after a complete body; closed at once before its end
             await self._answer.__aexit__(None, None, None)
 
+    @property
+    def complete(self) -> bool:
+        """The whole body has been read: nothing is left to drain."""
+        return self._answer.content.at_eof()
+
     async def drain(self, seconds: float, limit: int) -> None:
         """Reads what is left of a body whose content has all been used: an SSE stream
         ends its last event before its chunked encoding ends, and a connection is only

@@ -6,7 +6,7 @@ so fields the gateway does not know reach the upstream untouched.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from ..errors import UpstreamProtocolError, UpstreamStatusError
 from ..sse import EventScanner, Framed, StreamItem
 from ..wire import Chunk, Completion
 from .base import Provider, decode_json_body, translate_http_errors
-from .http import body_pieces, iter_events, open_stream, parsed_url, post_json, read_capped
+from .http import body_pieces, iter_events, open_stream, parsed_url, post_json, raw_body, read_capped
 
 
 class OpenAICompatProvider(Provider):
@@ -88,7 +88,9 @@ class OpenAICompatProvider(Provider):
                 raise UpstreamProtocolError(
                     f"upstream '{self.name}' did not answer with a stream: content type {content_type or 'missing'}"
                 )
-            async for framed in passthrough(body_pieces(response), self.name):
+            raw = raw_body(response)
+            ended = (lambda: raw.complete) if raw is not None else (lambda: False)
+            async for framed in passthrough(body_pieces(response), self.name, ended):
                 yield framed
 
     # -- the Responses API, passed through when the upstream serves it -------------------
@@ -134,18 +136,30 @@ class OpenAICompatProvider(Provider):
         raise UpstreamProtocolError(f"upstream '{self.name}' ended the stream before response.completed")
 
 
-async def passthrough(pieces: AsyncIterator[bytes], provider: str) -> AsyncIterator[Framed]:
+async def passthrough(
+    pieces: AsyncIterator[bytes], provider: str, body_ended: Callable[[], bool] = lambda: False
+) -> AsyncIterator[Framed]:
     """The upstream's events as it framed them, a read at a time: the chunks are not decoded
     (the model id in them stays the upstream's, as it always was). Ends normally only at
     `[DONE]`; an in-band error, a malformed event or an early end raise, after the events
-    that came before them."""
+    that came before them.
+
+    Events read with `[DONE]` from a body that has ended (`body_ended()`) are `final`: the
+    relay sends them with the stream's end in one write. When the body's end is still on
+    its way, they are not: the relay then writes the end only after that end was read,
+    so the connection is back in the pool before the client can ask again."""
     scanner = EventScanner()
+    relayed = False
     with translate_http_errors(provider):
         async for piece in pieces:
             out = scanner.feed(piece)
-            if out:
+            final = scanner.ended == "done" and body_ended()
+            # [DONE] in a read of its own still tells the relay that the answer is whole (a
+            # stream that is nothing but [DONE] stays one that sent nothing)
+            if out or (final and relayed):
                 usage, scanner.usage = scanner.usage, None
-                yield Framed(out, usage)
+                yield Framed(out, usage, final=final)
+                relayed = True
             if scanner.ended is not None:
                 break
     if scanner.ended == "done":

@@ -10,6 +10,7 @@ everything within `total`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -68,9 +69,10 @@ class OpenStream:
         self._idle = idle
         self._deadline = deadline
         self._ended = False
+        self._iterator = self._chunks()
 
     def __aiter__(self) -> AsyncIterator[StreamItem]:
-        return self._chunks()
+        return self._iterator
 
     async def _chunks(self) -> AsyncIterator[StreamItem]:
         if self._first is not None:
@@ -93,6 +95,15 @@ class OpenStream:
                 exc.target = self.target.label
                 raise
             yield chunk
+
+    async def run_out(self) -> None:
+        """Reads what is left once the answer's last event has gone to the client: only the
+        end of the upstream's body (see `Framed.final`), so that the stream finishes on its
+        own and its connection is reused. The answer is complete: a failure here changes
+        nothing for the client, and leaves the stream to `aclose()`."""
+        with contextlib.suppress(Exception):
+            async for _ in self._iterator:
+                pass
 
     @property
     def ended(self) -> bool:

@@ -124,11 +124,14 @@ async def relay_stream(
         record.status = 200
         heartbeat = Heartbeat(response, heartbeat_interval)
         heartbeat.start()
-        ending = await _pump(stream, response, record, heartbeat, redact, writer)
+        ending, done_early = await _pump(stream, response, record, heartbeat, redact, writer)
         await response.send(ending, end_stream=True)  # the closing event and the end: one write
         record.answered = True
+        if done_early:
+            await stream.run_out()  # only the end of the upstream's body is left to read
     except asyncio.CancelledError:
-        if stopping() and response is not None:  # not the client leaving: tell it why the answer ends
+        if stopping() and response is not None and not record.answered:
+            # not the client leaving: tell it why the answer ends
             with contextlib.suppress(Exception):
                 stopped = GatewayStopping("The gateway is shutting down; the answer is incomplete")
                 await response.send(writer.fail(stopped, redact))
@@ -146,26 +149,31 @@ async def _pump(
     heartbeat: Heartbeat,
     redact: Callable[[str], str],
     writer: StreamWriter,
-) -> bytes:
-    """Relays the chunks; returns the closing events: the writer's end, or the error that ended it."""
+) -> tuple[bytes, bool]:
+    """Relays the chunks; returns the closing events (the writer's end, or the error that
+    ended it), and whether the stream still has the end of its body to read. Events that
+    came with the upstream's [DONE] go out with the end rather than on their own: one
+    write, and the client has its whole answer before the rest of the body is read."""
     try:
         async for item in stream:
             if record.first_byte_ms is None:
                 record.mark_first_byte()
             data = _write(writer, item, record)
+            if isinstance(item, sse.Framed) and item.final:
+                return data + writer.finish(), True
             if data:
                 await response.send(data)
                 heartbeat.wrote()
     except GatewayError as exc:
         record.error = exc.message
-        return writer.fail(exc, redact)
+        return writer.fail(exc, redact), False
     except Exception as exc:  # a gateway bug: still end the stream the honest way
         logger.opt(exception=exc).error("relay failed for request {}", record.request_id)
         record.error = f"internal error: {type(exc).__name__}"
-        return writer.fail(GatewayError("The gateway failed while relaying the stream"), redact)
+        return writer.fail(GatewayError("The gateway failed while relaying the stream"), redact), False
     finally:
         await heartbeat.stop()  # no ping may follow the closing event
-    return writer.finish()
+    return writer.finish(), False
 
 
 def _write(writer: StreamWriter, item: sse.StreamItem, record: RequestRecord) -> bytes:
