@@ -52,6 +52,11 @@ class GatewayRequest(Request):
         declared = self.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             raise PayloadTooLarge("The request body is too large")
+        if isinstance(self.stream, Http):
+            # Sanic lifts the limit for streaming routes (which POST routes are, see the
+            # class); with it back, a chunk that declares more than the limit is refused
+            # as its size line arrives, not waited for
+            self.stream.request_max_size = limit
         if self._body_arrived():  # reading it cannot wait: no deadline to keep
             self.body = await self._read_body(limit)
             return

@@ -6,6 +6,9 @@
   until the head is complete; the body has its own deadline (GatewayRequest).
 - No empty `alt-svc` header: Sanic writes one into every response and relies on its
   start-up code rewriting (TouchUp, which a frozen build cannot run) to remove it.
+- A chunked body whose chunk holds more than its size line said gets a 400 at once
+  (Sanic would read the rest as the next size line and wait for data until the body's
+  deadline).
 - A request line Sanic cannot parse (an ESC byte in the target, `CONNECT host:port`)
   gets a 400 instead of a dropped connection and a traceback: Sanic builds the request
   for its error response from the same unparsable target and fails again.
@@ -14,7 +17,7 @@
 from __future__ import annotations
 
 from sanic.compat import Header
-from sanic.exceptions import BadURL
+from sanic.exceptions import BadRequest, BadURL
 from sanic.http import Http, Stage
 from sanic.server.protocols.http_protocol import HttpProtocol
 
@@ -29,6 +32,18 @@ class _HeadersWithoutEmptyAltSvc(Header):
 
 
 class GatewayHttp(Http):
+    async def read(self) -> bytes | None:
+        if self.request_bytes_left == 0 and self.request_body == "chunked":
+            # Sanic takes the two bytes after a chunk's data for its CRLF without looking:
+            # a chunk longer than it said would be read as the next size line, and the
+            # request would wait for data that never comes, until its deadline
+            while len(self.recv_buffer) < 2:
+                await self._receive_more()
+            if self.recv_buffer[:2] != b"\r\n":
+                self.keep_alive = False
+                raise BadRequest("Bad chunked encoding")
+        return await super().read()
+
     async def http1_response_header(self, data: bytes, end_stream: bool) -> None:
         response = self.response
         if (

@@ -116,6 +116,10 @@ CASES = {
         ),
         400,
     ),
+    # chunked bodies whose framing lies: answered at once, not at the body's deadline
+    "a chunk longer than its size line": (lambda gw: chunked_post(gw, b"3\r\nabcdef\r\n0\r\n\r\n"), 400),
+    "a chunk size beyond 2**64": (lambda gw: chunked_post(gw, b"ffffffffffffffffff\r\n{}\r\n0\r\n\r\n"), 413),
+    "a chunk of 64 MB declared": (lambda gw: chunked_post(gw, b"4000000\r\n{}"), 413),
     "a 9 KB header": (
         lambda gw: (
             head(b"GET", b"/health", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"), b"X-Big: " + b"a" * 9000) + b"\r\n"
@@ -198,6 +202,21 @@ CASES = {
         400,
     ),
 }
+
+
+def chunked_post(gw, body: bytes) -> bytes:
+    return (
+        head(
+            b"POST",
+            b"/v1/chat/completions",
+            b"Host: 127.0.0.1",
+            gw.auth.rstrip(b"\r\n"),
+            b"Content-Type: application/json",
+            b"Transfer-Encoding: chunked",
+        )
+        + b"\r\n"
+        + body
+    )
 
 
 def status_and_body(raw: bytes) -> tuple[int, dict]:
