@@ -272,6 +272,22 @@ def test_previous_exit_is_null_after_a_clean_stop_and_unclean_after_sigkill(tmp_
     assert last["code"] == 0 and last["reason"] == "stdin-eof"
 
 
+def test_runs_that_share_a_log_dir_report_only_the_one_that_died(tmp_path):
+    # the app's sidecar and the same exe started by hand, with the default log dir
+    sidecar = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    by_hand = GatewayProcess(["--port", "0"], tmp=tmp_path)
+    assert by_hand.ready["previous_exit"] is None, "a run that is still serving was reported dead"
+    sidecar.stop()  # a clean stop must not wipe out what the other run left
+    os.kill(by_hand.pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+    by_hand.proc.wait(5)
+    assert pid_gone(by_hand.pid, 10)
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as next_run:
+        previous = next_run.ready["previous_exit"]
+        assert previous["reason"] == "unclean" and previous["pid"] == by_hand.pid
+    with GatewayProcess(["--port", "0"], tmp=tmp_path) as after:  # reported once
+        assert after.ready["previous_exit"] is None
+
+
 def test_previous_exit_reports_a_failed_start(tmp_path):
     config = write_config(tmp_path, "[server]\nport = -1\n")
     code, _, _ = run_to_exit(["--config", str(config)], tmp_path)
@@ -304,6 +320,10 @@ def test_reload_over_http_and_refusal_keeps_the_old_config(tmp_path):
         assert refused.json()["error"]["code"] == "invalid_config"
         assert "aliases.later" in refused.json()["error"]["message"]
         assert "later" in models(gw)
+        # a POST with no body needs no content type; one of length 0 is as good (urllib's)
+        for headers in ({}, {"content-length": "0"}):
+            assert httpx.post(gw.url + "/admin/reload", headers=headers).status_code == 400
+        assert "not consumed" not in gw.log_text() + gw.stderr()
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,11 @@
   task, with version, platform and frozen or not.
 - `faulthandler-<pid>.log`: kept open for the whole run so that a native crash (a fatal
   signal) can still write its stack; renamed to a crash file by the next run if used.
-- `run.marker`: written at start, removed at every orderly exit. Found by the next run,
-  it means the last one died without a word (SIGKILL, TerminateProcess, native crash).
+- `run-<pid>.marker`: written at start, removed at every orderly exit. Found by a later
+  run with its process gone, it means that run died without a word (SIGKILL,
+  TerminateProcess, native crash). One per run, so that runs sharing a log dir (the
+  app's sidecar and the same exe started by hand) neither report a live one as dead
+  nor remove each other's.
 - `last-exit.json`: code, reason, time, crash file of the last orderly exit, and
   `bootloader_killed` when a onefile build's bootloader was killed under it (the gateway
   then stops cleanly, but nobody asked it to: the next run reports it).
@@ -29,6 +32,7 @@ import orjson
 
 from .. import __version__
 from ..redact import Redactor
+from .lifecycle import process_alive
 
 
 def _now() -> str:
@@ -45,7 +49,7 @@ class CrashRecorder:
     def __init__(self, log_dir: Path, redactor: Redactor):
         self.log_dir = log_dir
         self.redactor = redactor
-        self.marker = log_dir / "run.marker"
+        self.marker = log_dir / f"run-{os.getpid()}.marker"
         self.last_exit = log_dir / "last-exit.json"
         self.native = log_dir / f"faulthandler-{os.getpid()}.log"
         self.crash_file: Path | None = None
@@ -59,20 +63,24 @@ class CrashRecorder:
         return previous
 
     def _previous_exit(self) -> dict[str, Any] | None:
-        if self.marker.exists():
-            try:
-                marker = orjson.loads(self.marker.read_bytes())
-            except (OSError, orjson.JSONDecodeError):
-                marker = {}
-            pid = marker.get("pid")
-            crash = self._adopt_native_crash(pid)
-            return {
-                "code": None,
-                "reason": "unclean",
-                "time": marker.get("started"),
-                "pid": pid,
-                "crash_file": str(crash) if crash else None,
-            }
+        dead = self._dead_runs()
+        if dead:
+            # each is reported once: the newest is named, every one's native stack is kept
+            reports = []
+            for path, marker in dead:
+                pid = marker.get("pid")
+                crash = self._adopt_native_crash(pid)
+                reports.append(
+                    {
+                        "code": None,
+                        "reason": "unclean",
+                        "time": marker.get("started"),
+                        "pid": pid,
+                        "crash_file": str(crash) if crash else None,
+                    }
+                )
+                path.unlink(missing_ok=True)
+            return max(reports, key=lambda r: str(r["time"] or ""))
         try:
             last = orjson.loads(self.last_exit.read_bytes())
         except (OSError, orjson.JSONDecodeError):
@@ -80,6 +88,24 @@ class CrashRecorder:
         if not isinstance(last, dict) or (last.get("code") == 0 and not last.get("bootloader_killed")):
             return None
         return last
+
+    def _dead_runs(self) -> list[tuple[Path, dict[str, Any]]]:
+        """The markers of runs whose process is gone (`run.marker`: an older version's)."""
+        found = []
+        for path in [*self.log_dir.glob("run-*.marker"), self.log_dir / "run.marker"]:
+            try:
+                marker = orjson.loads(path.read_bytes())
+            except FileNotFoundError:
+                continue
+            except (OSError, orjson.JSONDecodeError):
+                marker = {}  # torn by the death itself: still a run that died
+            if not isinstance(marker, dict):
+                marker = {}
+            pid = marker.get("pid")
+            if isinstance(pid, int) and pid != os.getpid() and process_alive(pid):
+                continue  # another run that shares this log dir, and runs
+            found.append((path, marker))
+        return found
 
     def _adopt_native_crash(self, pid: Any) -> Path | None:
         """The dead run's faulthandler output, if it wrote any, becomes a crash file."""

@@ -117,10 +117,12 @@ def register_routes(app: Sanic, gateway: Gateway) -> None:
 
     @route("POST", "/admin/reload")
     async def reload(request: Request) -> HTTPResponse:
+        await read_body(request)  # none is needed; one that came (even empty) is read
         return json_response(await reload_report(gateway))
 
     @route("POST", "/admin/shutdown")
     async def shutdown(request: Request) -> HTTPResponse:
+        await read_body(request)
         if gateway.request_stop is None:
             raise NotFound("Shutting down over HTTP is not available in this process")
         # answer first, then stop: the caller deserves to hear that it worked
