@@ -183,6 +183,10 @@ def check_request(request: Request, guard: Guard) -> HTTPResponse | None:
     """Host, Origin, token and body type, in that order; answers a preflight itself."""
     if len(request.headers.getall("host", [])) > 1:  # which one would a proxy, or a check, believe?
         raise InvalidRequest("A request may carry one Host header only", code="duplicate_host")
+    if not request.raw_url.startswith(b"/"):
+        # `GET http://other.host/path` names its host in the target, and HTTP says that
+        # one outranks the Host header: the gateway is no proxy, and checks one host only
+        raise InvalidRequest("The request target must be a path (the gateway is not a proxy)", code="invalid_target")
     guard.check_host(request.headers.get("host"))
     origin = request.headers.get("origin")
     if request.method == "OPTIONS":

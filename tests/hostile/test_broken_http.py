@@ -120,6 +120,10 @@ CASES = {
     "a chunk longer than its size line": (lambda gw: chunked_post(gw, b"3\r\nabcdef\r\n0\r\n\r\n"), 400),
     "a chunk size beyond 2**64": (lambda gw: chunked_post(gw, b"ffffffffffffffffff\r\n{}\r\n0\r\n\r\n"), 413),
     "a chunk of 64 MB declared": (lambda gw: chunked_post(gw, b"4000000\r\n{}"), 413),
+    "a target in absolute form (a proxy request)": (
+        lambda gw: head(b"GET", b"http://evil.example/health", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n")) + b"\r\n",
+        400,
+    ),
     "a 9 KB header": (
         lambda gw: (
             head(b"GET", b"/health", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"), b"X-Big: " + b"a" * 9000) + b"\r\n"
