@@ -34,6 +34,7 @@ from ..server.app import create_app
 from ..server.guard import is_loopback
 from ..server.serving import Serving
 from ..server.state import Gateway
+from . import heap
 from .crash import CrashRecorder
 from .lifecycle import (
     ControlChannel,
@@ -249,6 +250,7 @@ class Sidecar:
 
         serving = await Serving.start(create_app(gateway), sock)
         self._watch(loop, stopper, reload_soon)
+        heap.settle()  # all that start-up made is here for good: the collector may skip it
         port = sock.getsockname()[1]
         self.control.emit(
             "ready",
@@ -361,3 +363,4 @@ async def _retire(router: Router, client: Any, users: set[asyncio.Task]) -> None
     await router.aclose()
     if client is not None:
         await client.aclose()
+    heap.settle()  # what the old configuration made was frozen with the rest: let it go
