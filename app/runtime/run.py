@@ -250,7 +250,6 @@ class Sidecar:
 
         serving = await Serving.start(create_app(gateway), sock)
         self._watch(loop, stopper, reload_soon)
-        heap.settle()  # all that start-up made is here for good: the collector may skip it
         port = sock.getsockname()[1]
         self.control.emit(
             "ready",
@@ -263,6 +262,7 @@ class Sidecar:
             previous_exit=self.previous_exit,
         )
         logger.info("ai-gateway {} listening on {} (config: {})", __version__, announced_url(host, sock), config.source)
+        heap.settle()  # all that start-up made is here for good (after the ready line: a full collection takes ms)
 
         reason = await stopper.wait()
         self.control.emit("stopping", reason=reason)
