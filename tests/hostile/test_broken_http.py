@@ -55,20 +55,20 @@ def head(method: bytes, target: bytes, *lines: bytes) -> bytes:
     return method + b" " + target + b" HTTP/1.1\r\n" + b"".join(line + b"\r\n" for line in lines if line)
 
 
-def post_json(gw, body: bytes, *extra: bytes) -> bytes:
-    return (
-        head(
-            b"POST",
-            b"/v1/chat/completions",
-            b"Host: 127.0.0.1",
-            gw.auth.rstrip(b"\r\n"),
-            b"Content-Type: application/json",
-            b"Content-Length: %d" % len(body),
-            *extra,
-        )
-        + b"\r\n"
-        + body
+def post(gw, body: bytes, *framing: bytes) -> bytes:
+    """A chat request with the token, its body framed as `framing` says."""
+    head_ = head(
+        b"POST", b"/v1/chat/completions", b"Host: 127.0.0.1", gw.auth.rstrip(b"\r\n"), b"Content-Type: application/json"
     )
+    return head_ + b"".join(line + b"\r\n" for line in framing) + b"\r\n" + body
+
+
+def post_json(gw, body: bytes, *extra: bytes) -> bytes:
+    return post(gw, body, b"Content-Length: %d" % len(body), *extra)
+
+
+def chunked_post(gw, body: bytes) -> bytes:
+    return post(gw, body, b"Transfer-Encoding: chunked")
 
 
 def chat(model: str, messages: list) -> bytes:
@@ -206,21 +206,6 @@ CASES = {
         400,
     ),
 }
-
-
-def chunked_post(gw, body: bytes) -> bytes:
-    return (
-        head(
-            b"POST",
-            b"/v1/chat/completions",
-            b"Host: 127.0.0.1",
-            gw.auth.rstrip(b"\r\n"),
-            b"Content-Type: application/json",
-            b"Transfer-Encoding: chunked",
-        )
-        + b"\r\n"
-        + body
-    )
 
 
 def status_and_body(raw: bytes) -> tuple[int, dict]:
