@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -50,3 +51,68 @@ async def finish(cleanup: Awaitable[T]) -> T:
             task.exception()  # retrieved: a cancellation outranks a failed cleanup
         raise asyncio.CancelledError
     return task.result()
+
+
+class Watchdog:
+    """Time limits on one task's waits, kept by a single timer however many waits it has.
+
+    `asyncio.timeout()` makes and cancels a timer, and an object, for every wait: for a
+    stream that is every socket read, and it was a tenth of the relay's CPU. Here a wait
+    only notes when it must end. The timer is set for the first wait; when it fires
+    before the wait in progress must end (or while nothing is waited for), it is set
+    again for that end, or left unset until the next wait. A wait whose end comes before
+    the timer's sets it earlier. Cancelling the task when a wait runs out, and telling
+    that from any other cancellation, works as in `asyncio.timeout()`.
+
+    `close()` when the waits are over: the timer holds the task until it fires."""
+
+    #: a timer may fire this much early: asyncio's loops run a timer up to the clock's
+    #: resolution early (15.6 ms on Windows), uvloop's count in milliseconds
+    SLACK = max(0.001, time.get_clock_info("monotonic").resolution)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._task: asyncio.Task | None = None
+        self._until: float | None = None  # the end of the wait in progress
+        self._timer: asyncio.TimerHandle | None = None
+        self._expired = False
+
+    async def wait(self, awaitable: Awaitable[T], until: float) -> T:
+        """`await awaitable`, or TimeoutError once the loop's clock has reached `until`."""
+        task = asyncio.current_task()
+        assert task is not None, "a wait runs in a task"
+        cancelling = task.cancelling()
+        self._task, self._until, self._expired = task, until, False
+        timer = self._timer
+        if timer is None or timer.when() > until:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self.loop.call_at(until, self._due)
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            if self._expired and task.uncancel() <= cancelling:
+                raise TimeoutError from None  # ours, and nobody else's since
+            raise
+        finally:
+            self._until = None
+        if self._expired:  # ran out, and finished all the same: the cancellation is ours
+            task.uncancel()
+        return result
+
+    def _due(self) -> None:
+        self._timer = None
+        until = self._until
+        if until is None or self._task is None:
+            return  # nothing waited for: the next wait sets the timer
+        if self.loop.time() + self.SLACK < until:
+            self._timer = self.loop.call_at(until, self._due)
+        else:
+            self._expired = True
+            self._task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._until = self._task = None

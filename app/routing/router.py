@@ -17,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from loguru import logger
 
-from ..aio import finish
+from ..aio import Watchdog, finish
 from ..config import Timeouts
 from ..errors import InvalidRequest, UpstreamError, UpstreamStatusError, UpstreamTimeout
 from ..providers.base import Provider
@@ -37,17 +37,22 @@ class Served(Generic[T]):
     attempts: int
 
 
-class Deadline:
-    """The request's overall limit (`total`, 0 = none) combined with per-step limits."""
+class Deadline(Watchdog):
+    """The request's overall limit (`total`, 0 = none) combined with per-wait limits, all
+    kept by one timer (see `Watchdog`): a stream waits once per socket read."""
 
     def __init__(self, total: float):
-        self.loop = asyncio.get_running_loop()
+        super().__init__()
         self.end = self.loop.time() + total if total > 0 else None
 
     def within(self, seconds: float) -> float:
         """The loop time `seconds` from now, or the overall end if that comes first."""
         at = self.loop.time() + seconds
         return at if self.end is None else min(at, self.end)
+
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
+        """`await awaitable`, or TimeoutError after `seconds` or at the overall end."""
+        return await self.wait(awaitable, self.within(seconds))
 
 
 class OpenStream:
@@ -80,10 +85,10 @@ class OpenStream:
             yield first
         while True:
             try:
-                async with asyncio.timeout_at(self._deadline.within(self._idle)):
-                    chunk = await anext(self._rest)
+                chunk = await self._deadline.wait_for(anext(self._rest), self._idle)
             except StopAsyncIteration:
                 self._ended = True
+                self._deadline.close()
                 return
             except TimeoutError:
                 err = UpstreamTimeout(
@@ -111,6 +116,7 @@ class OpenStream:
         return self._ended
 
     async def aclose(self) -> None:
+        self._deadline.close()
         if not self._ended:
             await finish(self._rest.aclose())
 
@@ -156,10 +162,12 @@ class Router:
         deadline = Deadline(self.timeouts.total)
 
         async def attempt(provider: Provider, target: Target) -> dict[str, Any]:
-            async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
-                return await call(provider, target.model)
+            return await deadline.wait_for(call(provider, target.model), self.timeouts.first_byte)
 
-        return await self._run(body, attempt, observe)
+        try:
+            return await self._run(body, attempt, observe)
+        finally:
+            deadline.close()
 
     async def open_stream(
         self,
@@ -175,8 +183,7 @@ class Router:
         async def attempt(provider: Provider, target: Target) -> tuple[StreamItem, AsyncGenerator[StreamItem, None]]:
             chunks = open_(provider, target.model) if open_ else provider.stream(body, target.model)
             try:
-                async with asyncio.timeout_at(deadline.within(self.timeouts.first_byte)):
-                    first = await anext(chunks)
+                first = await deadline.wait_for(anext(chunks), self.timeouts.first_byte)
             except StopAsyncIteration:
                 raise UpstreamTimeout(f"upstream '{target.provider}' finished without sending anything") from None
             except BaseException:
@@ -184,7 +191,11 @@ class Router:
                 raise
             return first, chunks
 
-        served = await self._run(body, attempt, observe)
+        try:
+            served = await self._run(body, attempt, observe)
+        except BaseException:
+            deadline.close()
+            raise
         first, rest = served.value
         return OpenStream(served.target, first, rest, self.timeouts.idle, deadline, served.attempts)
 
