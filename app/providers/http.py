@@ -100,6 +100,20 @@ async def open_stream(
         if raw is not None:
             await raw.drain(DRAIN_SECONDS, DRAIN_BYTES)
     finally:
+        await close_response(response)
+
+
+async def close_response(response: httpx.Response) -> None:
+    """Closes an upstream response however the caller is cancelled meanwhile: its
+    connection goes back to the pool after a complete body, and is closed before its end.
+
+    The pool's own responses do all of that in the close's first step, before anything is
+    awaited (aiohttp's `release()`), so no cancellation can cut it short and they are closed
+    directly; any other (a proxy's, through httpcore's awaits) is closed through `finish()`,
+    which costs a task and two turns of the loop."""
+    if raw_body(response) is not None:
+        await response.aclose()
+    else:
         await finish(response.aclose())
 
 
@@ -201,7 +215,7 @@ async def post_json(
             raise error_from_response(provider, response.status_code, response.headers, body)
         body = await read_capped(response, provider)
     finally:
-        await finish(response.aclose())
+        await close_response(response)
     data = decode_json_body(provider, body)
     if not isinstance(data, dict):
         raise UpstreamProtocolError(f"upstream '{provider}' answered with JSON that is not an object")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -50,9 +50,10 @@ class Deadline(Watchdog):
         at = self.loop.time() + seconds
         return at if self.end is None else min(at, self.end)
 
-    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
-        """`await awaitable`, or TimeoutError after `seconds` or at the overall end."""
-        return await self.wait(awaitable, self.within(seconds))
+    def wait_for(self, awaitable: Awaitable[T], seconds: float) -> Coroutine[Any, Any, T]:
+        """`awaitable`, or TimeoutError after `seconds` or at the overall end, to await
+        (not a coroutine of its own: one layer less on every read of a stream)."""
+        return self.wait(awaitable, self.within(seconds))
 
 
 class OpenStream:
