@@ -90,13 +90,14 @@ class Watchdog:
             self._timer = self.loop.call_at(until, self._due)
         try:
             result = await awaitable
-        except asyncio.CancelledError:
-            if self._expired and task.uncancel() <= cancelling:
+        except BaseException as exc:
+            self._until = None
+            # the cancellation the timer asked for is taken back however the wait ended
+            if self._expired and task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
                 raise TimeoutError from None  # ours, and nobody else's since
             raise
-        finally:
-            self._until = None
-        if self._expired:  # ran out, and finished all the same: the cancellation is ours
+        self._until = None
+        if self._expired:  # ran out, and finished all the same
             task.uncancel()
         return result
 

@@ -188,3 +188,34 @@ def test_close_leaves_no_timer_holding_the_task(loop):
         return int(pending), int(watch._timer is not None or watch._task is not None)
 
     assert run(scenario, loop=loop) == (1, 0)
+
+
+@LOOPS
+def test_a_wait_that_turns_its_cancellation_into_another_error_leaves_the_task_uncancelled(loop):
+    """What is awaited catches the cancellation and raises its own error (an upstream
+    read that maps it): that error goes on, and the task is not left marked as cancelled
+    (code that asks `task.cancelling()` on the way out, as aiohttp's close does, would
+    take it for a caller's cancellation)."""
+
+    class ReadFailed(Exception):
+        pass
+
+    async def scenario() -> tuple[str, int]:
+        watch = Watchdog()
+
+        async def mapping() -> None:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                raise ReadFailed from None
+
+        try:
+            await watch.wait(mapping(), watch.loop.time() + 0.05)
+        except ReadFailed:
+            outcome = "read failed"
+        else:
+            outcome = "finished"
+        watch.close()
+        return outcome, asyncio.current_task().cancelling()
+
+    assert run(scenario, loop=loop) == ("read failed", 0)
