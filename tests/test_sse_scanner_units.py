@@ -254,3 +254,22 @@ def test_the_run_found_without_a_loop_matches_the_event_by_event_scan(monkeypatc
         assert fast == slow, stream
         for field in ("ended", "error", "problem", "usage"):
             assert getattr(fast_scanner, field) == getattr(slow_scanner, field), (field, stream)
+
+
+@pytest.mark.parametrize(
+    "buf",
+    [
+        b"",
+        b"\n",
+        b"\n" * 5000,
+        ev(chunk("a")) * 300,
+        b"x\ny\n\nz" * 1000,
+        b"\n" * (2**20 + 10),  # past the size at which the copy is not made
+        (ev(chunk("b")) * 6000)[: 2**20 + 7],
+    ],
+)
+def test_line_ends_are_counted_as_bytes_count_would(buf):
+    from app.sse import _line_ends
+
+    for end in {0, len(buf) // 3, max(0, len(buf) - 1), len(buf)}:
+        assert _line_ends(buf, end) == buf.count(b"\n", 0, end)
