@@ -74,28 +74,35 @@ class Watchdog:
         self.loop = asyncio.get_running_loop()
         self._task: asyncio.Task | None = None
         self._until: float | None = None  # the end of the wait in progress
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
+        self._timer_at = 0.0  # when the timer fires
         self._expired = False
 
     async def wait(self, awaitable: Awaitable[T], until: float) -> T:
-        """`await awaitable`, or TimeoutError once the loop's clock has reached `until`."""
+        """`await awaitable`, or TimeoutError once the loop's clock has reached `until`
+        (unless what it runs calls `unwatched()` first)."""
         task = asyncio.current_task()
         assert task is not None, "a wait runs in a task"
         cancelling = task.cancelling()
         self._task, self._until, self._expired = task, until, False
+        watching = _watching.set(self)
         timer = self._timer
-        if timer is None or timer.when() > until:
+        if timer is None or self._timer_at > until:
             if timer is not None:
                 timer.cancel()
-            self._timer = self.loop.call_at(until, self._due)
+            # (the handle's own `when()` is not there to ask: for a time already past,
+            # uvloop returns a plain handle, run at the next turn)
+            self._timer, self._timer_at = self.loop.call_at(until, self._due), until
         try:
             result = await awaitable
         except BaseException as exc:
+            _watching.reset(watching)
             self._until = None
             # the cancellation the timer asked for is taken back however the wait ended
             if self._expired and task.uncancel() <= cancelling and isinstance(exc, asyncio.CancelledError):
                 raise TimeoutError from None  # ours, and nobody else's since
             raise
+        _watching.reset(watching)
         self._until = None
         if self._expired:  # ran out, and finished all the same
             task.uncancel()
@@ -107,7 +114,7 @@ class Watchdog:
         if until is None or self._task is None:
             return  # nothing waited for: the next wait sets the timer
         if self.loop.time() + self.SLACK < until:
-            self._timer = self.loop.call_at(until, self._due)
+            self._timer, self._timer_at = self.loop.call_at(until, self._due), until
         else:
             self._expired = True
             self._task.cancel()
@@ -117,3 +124,16 @@ class Watchdog:
             self._timer.cancel()
             self._timer = None
         self._until = self._task = None
+
+
+#: the watchdog whose wait the running task is in (see `unwatched`)
+_watching: contextvars.ContextVar[Watchdog | None] = contextvars.ContextVar("watching", default=None)
+
+
+def unwatched() -> None:
+    """What the running task does from here to the end of its wait is bounded on its own:
+    the wait in progress (`Watchdog.wait`) no longer runs out. For the winding up of work
+    that is done: the answer is complete, and only the end of its connection is read."""
+    watchdog = _watching.get()
+    if watchdog is not None and not watchdog._expired:
+        watchdog._until = None

@@ -190,3 +190,49 @@ def test_an_upstreams_answer_beats_a_later_connection_failure():
     with pytest.raises(UpstreamStatusError) as info:
         run(router.complete({"model": "chain"}))
     assert info.value.status == 404 and info.value.target == "a/m"
+
+
+def test_a_retry_after_longer_than_the_time_left_is_not_waited_for():
+    """total = 1 s and the upstream asks for 3 s: the gateway answers with the upstream's
+    429 at once, instead of waiting past the request's limit and asking again."""
+    a = Scripted("a", [UpstreamRateLimited("slow down", retry_after=3.0)] * 2)
+    router, sleeps = make_router({"a": a}, timeouts=Timeouts(total=1.0))
+    with pytest.raises(UpstreamRateLimited):
+        run(router.complete({"model": "a/m"}))
+    assert sleeps == [] and a.calls == 1
+
+
+def test_no_target_is_tried_once_the_total_time_ran_out_and_the_error_says_so():
+    """The first target used up the request's total time: the next one is not asked (it
+    would time out at once and take the blame), and the error names the total, not
+    first_byte."""
+    a = Scripted("a", ["hang"])
+    b = Scripted("b", [])
+    router, _ = make_router(
+        {"a": a, "b": b}, {"chain": ["a/m", "b/m"]}, attempts=1, timeouts=Timeouts(first_byte=5, total=0.1)
+    )
+    with pytest.raises(UpstreamTimeout) as info:
+        run(router.complete({"model": "chain"}))
+    assert b.calls == 0 and info.value.target == "a/m"
+    assert "total time (0.1 s)" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "timeouts, says",
+    [(Timeouts(idle=0.05), "went silent mid-stream for 0.05 s"), (Timeouts(idle=5, total=0.1), "total time (0.1 s)")],
+)
+def test_a_stream_cut_short_names_the_limit_that_cut_it(timeouts, says):
+    a = Scripted("a", ["stall-after-first"])
+    router, _ = make_router({"a": a}, timeouts=timeouts)
+
+    async def consume():
+        stream = await router.open_stream({"model": "a/m"})
+        try:
+            async for _ in stream:
+                pass
+        finally:
+            await stream.aclose()
+
+    with pytest.raises(UpstreamTimeout) as info:
+        run(consume())
+    assert says in info.value.message

@@ -219,3 +219,49 @@ def test_a_wait_that_turns_its_cancellation_into_another_error_leaves_the_task_u
         return outcome, asyncio.current_task().cancelling()
 
     assert run(scenario, loop=loop) == ("read failed", 0)
+
+
+@LOOPS
+def test_a_wait_whose_end_has_passed_and_one_after_it(loop):
+    """The request's total time ran out while the relay wrote to a slow client: the next
+    read's end is already past. Its data may be there already (the wait finishes without
+    a turn of the loop, before the timer can fire), and the wait after it must still work
+    (uvloop gives a plain handle, with no `when()`, for a time already past)."""
+
+    async def ready(value: str) -> str:
+        return value
+
+    async def scenario() -> tuple[str, bool]:
+        watch = Watchdog()
+        past = watch.loop.time() - 1
+        first = await watch.wait(ready("buffered"), past)
+        try:
+            await watch.wait(asyncio.sleep(5), past)
+        except TimeoutError:
+            timed_out = True
+        else:
+            timed_out = False
+        watch.close()
+        return first, timed_out
+
+    assert run(scenario, loop=loop) == ("buffered", True)
+
+
+@LOOPS
+def test_what_calls_unwatched_is_not_cut_short(loop):
+    """A finished answer's connection is wound up inside the wait for the stream's end:
+    the wait's limit passing meanwhile does not turn a whole answer into a timeout."""
+    from app.aio import unwatched
+
+    async def winding_up() -> str:
+        unwatched()
+        await asyncio.sleep(0.15)  # past the wait's end
+        return "wound up"
+
+    async def scenario() -> str:
+        watch = Watchdog()
+        result = await watch.wait(winding_up(), watch.loop.time() + 0.05)
+        watch.close()
+        return result
+
+    assert run(scenario, loop=loop) == "wound up"

@@ -470,6 +470,14 @@ class Scenario:
                 await self.chunk(event)
                 await asyncio.sleep(0.02)
             return False
+        if k == "flood":
+            # 8 KB events as fast as the peer takes them (bounded: 64 MB), as a fast model
+            first, event = sse_events("openai_text.sse")[:2]
+            big = event.replace(b'"content":"', b'"content":"' + b"x" * 8000, 1)
+            await self.events([first])
+            for _ in range(8000):
+                await self.chunk(big)
+            return False
         if k == "slow-json":
             await asyncio.sleep(30)
             return await self.json(200, transcript("openai_text.json"))

@@ -11,7 +11,7 @@ import httpx
 import orjson
 from httpx_sse import EventSource, SSEError
 
-from ..aio import finish
+from ..aio import finish, unwatched
 from ..config import Timeouts
 from ..errors import UpstreamProtocolError
 from ..sse import MAX_EVENT
@@ -122,7 +122,10 @@ class _StreamingPost:
                 # serves the next request instead of a new one (a TLS handshake to a remote
                 # API) being opened
                 raw = raw_body(response)
-                if raw is not None:
+                if raw is not None and not raw.complete:
+                    # bounded on its own: the request's deadlines, which may run out
+                    # meanwhile, are for the answer, and the answer is whole
+                    unwatched()
                     await raw.drain(DRAIN_SECONDS, DRAIN_BYTES)
         finally:
             await close_response(response)

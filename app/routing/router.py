@@ -43,12 +43,22 @@ class Deadline(Watchdog):
 
     def __init__(self, total: float):
         super().__init__()
+        self.total = total
         self.end = self.loop.time() + total if total > 0 else None
 
     def within(self, seconds: float) -> float:
         """The loop time `seconds` from now, or the overall end if that comes first."""
         at = self.loop.time() + seconds
         return at if self.end is None else min(at, self.end)
+
+    def allows(self, seconds: float) -> bool:
+        """Whether waiting `seconds` from now still ends before the overall end."""
+        return self.end is None or self.loop.time() + seconds < self.end - self.SLACK
+
+    @property
+    def ran_out(self) -> bool:
+        """The overall end has come: what timed out did so because of `total`."""
+        return not self.allows(0)
 
     def wait_for(self, awaitable: Awaitable[T], seconds: float) -> Coroutine[Any, Any, T]:
         """`awaitable`, or TimeoutError after `seconds` or at the overall end, to await
@@ -92,9 +102,11 @@ class OpenStream:
                 self._deadline.close()
                 return
             except TimeoutError:
-                err = UpstreamTimeout(
-                    f"upstream '{self.target.provider}' went silent mid-stream (idle or total timeout)"
-                )
+                if self._deadline.ran_out:
+                    why = f"was cut at the request's total time ({self._deadline.total:g} s)"
+                else:
+                    why = f"went silent mid-stream for {self._idle:g} s"
+                err = UpstreamTimeout(f"upstream '{self.target.provider}' {why}")
                 err.target = self.target.label
                 raise err from None
             except UpstreamError as exc:
@@ -166,7 +178,7 @@ class Router:
             return await deadline.wait_for(call(provider, target.model), self.timeouts.first_byte)
 
         try:
-            return await self._run(body, attempt, observe)
+            return await self._run(body, attempt, deadline, observe)
         finally:
             deadline.close()
 
@@ -193,7 +205,7 @@ class Router:
             return first, chunks
 
         try:
-            served = await self._run(body, attempt, observe)
+            served = await self._run(body, attempt, deadline, observe)
         except BaseException:
             deadline.close()
             raise
@@ -201,7 +213,11 @@ class Router:
         return OpenStream(served.target, first, rest, self.timeouts.idle, deadline, served.attempts)
 
     async def _run(
-        self, body: dict[str, Any], attempt: Callable[[Provider, Target], Awaitable[T]], observe: Observer | None = None
+        self,
+        body: dict[str, Any],
+        attempt: Callable[[Provider, Target], Awaitable[T]],
+        deadline: Deadline,
+        observe: Observer | None = None,
     ) -> Served[T]:
         model = body.get("model")
         if not isinstance(model, str) or not model:
@@ -213,6 +229,8 @@ class Router:
         last_answer: UpstreamStatusError | None = None  # an upstream's own refusal says more
         attempts = 0
         for target in ready:
+            if attempts and deadline.ran_out:
+                break  # no time is left to try another target
             provider = self.providers[target.provider]
             tries = 0
             while True:
@@ -223,9 +241,7 @@ class Router:
                 try:
                     value = await attempt(provider, target)
                 except TimeoutError:
-                    error: UpstreamError = UpstreamTimeout(
-                        f"upstream '{target.provider}' did not answer within {self.timeouts.first_byte:g} s"
-                    )
+                    error: UpstreamError = self._no_answer(target, deadline)
                 except UpstreamError as exc:
                     error = exc
                 else:
@@ -237,13 +253,8 @@ class Router:
                     last_answer = error
                 if error.retryable:  # a request the upstream refused says nothing of its health
                     self.cooldowns.failed(target.label)
-                delay = self.policy.delay(tries, error)
-                logger.bind(target=target.label).info(
-                    "upstream attempt {} failed: {}{}",
-                    attempts,
-                    error.message,
-                    f"; retrying in {delay:.2f} s" if delay is not None else "",
-                )
+                delay, note = self._retry_delay(tries, error, deadline)
+                logger.bind(target=target.label).info("upstream attempt {} failed: {}{}", attempts, error.message, note)
                 if delay is None:
                     break
                 await self._sleep(delay)
@@ -251,6 +262,25 @@ class Router:
         final = last_answer or last_error
         assert final is not None
         raise final
+
+    def _no_answer(self, target: Target, deadline: Deadline) -> UpstreamTimeout:
+        """The error for an attempt that timed out, naming the limit that ended it."""
+        if deadline.ran_out:
+            return UpstreamTimeout(
+                f"upstream '{target.provider}' did not answer within the request's total time ({deadline.total:g} s)"
+            )
+        return UpstreamTimeout(f"upstream '{target.provider}' did not answer within {self.timeouts.first_byte:g} s")
+
+    def _retry_delay(self, tries: int, error: UpstreamError, deadline: Deadline) -> tuple[float | None, str]:
+        """How long to wait before trying the target again (None: not again), and what
+        the log says of it. A wait the request's total time would not outlive (a long
+        `retry-after`) is not made."""
+        delay = self.policy.delay(tries, error)
+        if delay is None:
+            return None, ""
+        if not deadline.allows(delay):
+            return None, "; no retry: the request's total time would run out first"
+        return delay, f"; retrying in {delay:.2f} s"
 
     async def aclose(self) -> None:
         for provider in self.providers.values():
