@@ -29,6 +29,10 @@ def gateway_command() -> list[str]:
     return [sys.executable, "-m", "app"]
 
 
+#: ERROR_INTERNAL_ERROR, which Wine's CreateProcess returns once in a long while
+WINE_CREATE_PROCESS_GLITCH = 1359
+
+
 class GatewayProcess:
     """One gateway process; its stdout lines are parsed as control events as they come."""
 
@@ -70,15 +74,26 @@ class GatewayProcess:
     def _spawn(self, argv: list[str], env: dict[str, str], stdin, unread_stderr: bool) -> None:
         self.stderr_path = self.tmp / f"stderr-{time.monotonic_ns()}.txt"
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115
-        # unread_stderr: a pipe nobody ever reads, as a careless supervisor leaves it
-        self.proc = subprocess.Popen(
-            argv,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            env=env,
-            cwd=ROOT,
-            stderr=subprocess.PIPE if unread_stderr else self._stderr,
-        )
+
+        def start() -> subprocess.Popen:
+            # unread_stderr: a pipe nobody ever reads, as a careless supervisor leaves it
+            return subprocess.Popen(
+                argv,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                env=env,
+                cwd=ROOT,
+                stderr=subprocess.PIPE if unread_stderr else self._stderr,
+            )
+
+        try:
+            self.proc = start()
+        except OSError as exc:
+            if not (under_wine() and getattr(exc, "winerror", None) == WINE_CREATE_PROCESS_GLITCH):
+                raise
+            # Wine, now and then: CreateProcess itself fails with ERROR_INTERNAL_ERROR
+            # before any process exists (nothing of ours ran); one more start
+            self.proc = start()
         self.events: queue.Queue = queue.Queue()
         self.raw_stdout: list[bytes] = []
         threading.Thread(target=self._read_stdout, daemon=True).start()
