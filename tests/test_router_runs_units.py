@@ -69,6 +69,16 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def read_through(router: Router, model: str) -> None:
+    """Opens a stream of `model` and reads it to its end (or its error); always closes it."""
+    stream = await router.open_stream({"model": model})
+    try:
+        async for _ in stream:
+            pass
+    finally:
+        await stream.aclose()
+
+
 def test_retries_then_falls_back_in_order():
     a = Scripted("a", [UpstreamUnreachable("down"), UpstreamUnreachable("down")])
     b = Scripted("b", [])
@@ -107,18 +117,8 @@ def test_no_retry_once_the_first_chunk_is_out():
     a = Scripted("a", ["break-after-first"])
     router, _ = make_router({"a": a}, attempts=3)
 
-    async def consume():
-        stream = await router.open_stream({"model": "a/m"})
-        chunks = []
-        try:
-            async for chunk in stream:
-                chunks.append(chunk)
-        finally:
-            await stream.aclose()
-        return chunks
-
     with pytest.raises(UpstreamUnreachable) as info:
-        run(consume())
+        run(read_through(router, "a/m"))
     assert a.calls == 1 and info.value.target == "a/m"
 
 
@@ -147,16 +147,8 @@ def test_idle_timeout_mid_stream_is_final():
     a = Scripted("a", ["stall-after-first"])
     router, _ = make_router({"a": a}, timeouts=Timeouts(idle=0.05))
 
-    async def consume():
-        stream = await router.open_stream({"model": "a/m"})
-        try:
-            async for _ in stream:
-                pass
-        finally:
-            await stream.aclose()
-
     with pytest.raises(UpstreamTimeout):
-        run(consume())
+        run(read_through(router, "a/m"))
     assert a.calls == 1
 
 
@@ -225,14 +217,6 @@ def test_a_stream_cut_short_names_the_limit_that_cut_it(timeouts, says):
     a = Scripted("a", ["stall-after-first"])
     router, _ = make_router({"a": a}, timeouts=timeouts)
 
-    async def consume():
-        stream = await router.open_stream({"model": "a/m"})
-        try:
-            async for _ in stream:
-                pass
-        finally:
-            await stream.aclose()
-
     with pytest.raises(UpstreamTimeout) as info:
-        run(consume())
+        run(read_through(router, "a/m"))
     assert says in info.value.message
